@@ -1,0 +1,589 @@
+//! The opening handshake (RFC 6455 section 4): the server reading a client's request and
+//! answering it, and the client side of the same exchange for the load generator and tests.
+
+use std::fmt;
+use std::io::Write;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+use super::Status;
+
+/// The most request headers the server parses; more is answered with 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", appended to the key before hashing (section 1.3).
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
+///
+/// ```
+/// use wsloop::proto::accept_key;
+/// // The example of RFC 6455 section 1.3.
+/// assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(ACCEPT_GUID);
+    BASE64.encode(sha.finalize())
+}
+
+/// Why a request cannot be upgraded, with the HTTP status that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// Not HTTP/1.x at all, or a syntax error: 400.
+    Malformed,
+    /// More than [`MAX_HEADERS`] headers, or more bytes than the handshake cap: 431.
+    TooLarge,
+    /// A method other than GET: 405.
+    MethodNotAllowed,
+    /// An upgrade over HTTP/1.0: 400 (section 4.1: "the HTTP version MUST be at least 1.1").
+    OldHttpVersion,
+    /// No Host header: 400.
+    MissingHost,
+    /// `Upgrade: websocket` without `upgrade` in `Connection`: 400.
+    MissingConnectionUpgrade,
+    /// A `Sec-WebSocket-Version` other than 13: 426 with `Sec-WebSocket-Version: 13`.
+    UnsupportedVersion,
+    /// A `Sec-WebSocket-Key` missing or not 16 bytes in base64: 400.
+    BadKey,
+}
+
+impl HandshakeError {
+    /// The HTTP status code of the answer.
+    pub fn status(self) -> u16 {
+        match self {
+            HandshakeError::TooLarge => 431,
+            HandshakeError::MethodNotAllowed => 405,
+            HandshakeError::UnsupportedVersion => 426,
+            _ => 400,
+        }
+    }
+
+    /// Writes the whole HTTP answer for this error.
+    pub fn write_response(self, out: &mut Vec<u8>) {
+        let extra: &[(&str, &str)] = match self {
+            HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            HandshakeError::MethodNotAllowed => &[("Allow", "GET")],
+            _ => &[],
+        };
+        let body = format!("{self}\n");
+        write_response(out, self.status(), extra, body.as_bytes());
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandshakeError::Malformed => "malformed HTTP request",
+            HandshakeError::TooLarge => "request headers too large",
+            HandshakeError::MethodNotAllowed => "only GET can be upgraded to a WebSocket",
+            HandshakeError::OldHttpVersion => "WebSocket upgrades need HTTP/1.1",
+            HandshakeError::MissingHost => "missing Host header",
+            HandshakeError::MissingConnectionUpgrade => "Connection header lacks the upgrade token",
+            HandshakeError::UnsupportedVersion => {
+                "unsupported Sec-WebSocket-Version (13 is supported)"
+            }
+            HandshakeError::BadKey => "missing or invalid Sec-WebSocket-Key",
+        })
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// A parsed HTTP request that was complete.
+#[derive(Debug)]
+pub enum Parsed<'h, 'b> {
+    /// A valid WebSocket upgrade request.
+    Upgrade(Request<'h, 'b>),
+    /// A GET that does not ask for an upgrade (a health check, a browser visiting the URL).
+    Plain { path: &'b str },
+}
+
+/// A valid upgrade request; borrows the bytes it was parsed from.
+#[derive(Debug)]
+pub struct Request<'h, 'b> {
+    path: &'b str,
+    headers: &'h [httparse::Header<'b>],
+    key: &'b [u8],
+}
+
+impl<'h, 'b> Request<'h, 'b> {
+    /// The request target, e.g. `/chat?room=1`.
+    pub fn path(&self) -> &'b str {
+        self.path
+    }
+
+    /// All headers in the order they came.
+    pub fn headers(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + '_ {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        find_header(self.headers, name)
+    }
+
+    /// The first header called `name`, when it is valid UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&'b str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The `Origin` header, which browsers send and servers use to refuse cross-site use.
+    pub fn origin(&self) -> Option<&'b str> {
+        self.header_str("origin")
+    }
+
+    /// The `Sec-WebSocket-Key`.
+    pub fn key(&self) -> &'b [u8] {
+        self.key
+    }
+
+    /// The subprotocols the client offers in `Sec-WebSocket-Protocol`, in its order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &'b str> + '_ {
+        self.comma_list("sec-websocket-protocol")
+    }
+
+    /// The raw `Sec-WebSocket-Extensions` offers, joined when the header is repeated.
+    pub fn extension_offers(&self) -> impl Iterator<Item = &'b str> + '_ {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+    }
+
+    /// The items of every header called `name`, split at commas and trimmed.
+    fn comma_list(&self, name: &'static str) -> impl Iterator<Item = &'b str> + '_ {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Parses and checks a request from the bytes received so far.
+///
+/// `Status::Partial` means the request has not ended yet; the caller bounds how many bytes it
+/// waits for. On `Complete` the second value is the request's length: bytes after it are the
+/// client's first frames.
+///
+/// ```
+/// use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+/// let bytes = b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+/// match parse_request(bytes, &mut headers) {
+///     Ok(Status::Complete((Parsed::Upgrade(req), len))) => {
+///         assert_eq!(req.path(), "/chat");
+///         assert_eq!(len, bytes.len());
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub fn parse_request<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [httparse::Header<'b>; MAX_HEADERS],
+) -> Result<Status<(Parsed<'h, 'b>, usize)>, HandshakeError> {
+    let mut req = httparse::Request::new(headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge),
+        Err(_) => return Err(HandshakeError::Malformed),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HandshakeError::Malformed);
+    };
+    let headers: &'h [httparse::Header<'b>] = req.headers;
+    // "The method of the request MUST be GET" (section 4.1).
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    // "An |Upgrade| header field containing the value "websocket", treated as an ASCII
+    // case-insensitive value." (section 4.2.1, item 3)
+    let wants_upgrade =
+        header_tokens(headers, "upgrade").any(|t| t.eq_ignore_ascii_case(b"websocket"));
+    if !wants_upgrade {
+        return Ok(Status::Complete((Parsed::Plain { path }, len)));
+    }
+    if version < 1 {
+        return Err(HandshakeError::OldHttpVersion);
+    }
+    // "A |Host| header field containing the server's authority." (item 2)
+    if find_header(headers, "host").is_none() {
+        return Err(HandshakeError::MissingHost);
+    }
+    // "A |Connection| header field that includes the token "Upgrade", treated as an ASCII
+    // case-insensitive value." (item 4)
+    if !header_tokens(headers, "connection").any(|t| t.eq_ignore_ascii_case(b"upgrade")) {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    // "A |Sec-WebSocket-Version| header field, with a value of 13." (item 6) Section 4.4: if
+    // the server doesn't support the version, it MUST respond with |Sec-WebSocket-Version|
+    // header fields listing the versions it supports.
+    if find_header(headers, "sec-websocket-version").map(trim) != Some(b"13") {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    // "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when decoded, is
+    // 16 bytes in length." (item 5)
+    let key = find_header(headers, "sec-websocket-key")
+        .map(trim)
+        .ok_or(HandshakeError::BadKey)?;
+    let mut decoded = [0u8; 18];
+    if key.len() != 24 || BASE64.decode_slice(key, &mut decoded) != Ok(16) {
+        return Err(HandshakeError::BadKey);
+    }
+    Ok(Status::Complete((
+        Parsed::Upgrade(Request { path, headers, key }),
+        len,
+    )))
+}
+
+/// Writes the `101 Switching Protocols` answer to a request with `key`.
+///
+/// `protocol` and `extensions` fill `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions`;
+/// `headers` are added as they are, except pairs that could break the response (a name that is
+/// not an HTTP token, a value with CR, LF or NUL), which are left out.
+pub fn write_accept(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    headers: &[(String, String)],
+) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    out.extend_from_slice(b"Sec-WebSocket-Accept: ");
+    out.extend_from_slice(accept_key(key).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(protocol) = protocol.filter(|p| is_token(p)) {
+        write_header(out, "Sec-WebSocket-Protocol", protocol);
+    }
+    if let Some(extensions) = extensions {
+        write_header(out, "Sec-WebSocket-Extensions", extensions);
+    }
+    for (name, value) in headers {
+        write_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a complete HTTP/1.1 response that ends the connection.
+pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    for (name, value) in headers {
+        write_header(out, name, value);
+    }
+    let _ = write!(
+        out,
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    out.extend_from_slice(body);
+}
+
+fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        log::warn!("left out response header {name:?}: not a valid HTTP header");
+        return;
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The standard reason phrase for the statuses a WebSocket server sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// An HTTP token (RFC 9110 section 5.6.2), as header names and subprotocols must be.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn find_header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// The comma-separated tokens of every header called `name`.
+fn header_tokens<'a, 'b: 'a>(
+    headers: &'a [httparse::Header<'b>],
+    name: &'a str,
+) -> impl Iterator<Item = &'b [u8]> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(trim)
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+/// The client side: a request to send and a check of the server's answer.
+pub mod client {
+    use super::*;
+
+    /// Writes an upgrade request for `path` on `host` with a base64 `key` (16 random bytes).
+    pub fn write_request(
+        out: &mut Vec<u8>,
+        host: &str,
+        path: &str,
+        key: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let _ = write!(
+            out,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        );
+        for (name, value) in extra {
+            write_header(out, name, value);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Why the server's answer does not open a connection.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ResponseError {
+        Malformed,
+        /// The server answered with this status instead of 101.
+        Status(u16),
+        /// 101, but without the right Upgrade, Connection or Sec-WebSocket-Accept.
+        BadAccept,
+    }
+
+    impl fmt::Display for ResponseError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                ResponseError::Malformed => f.write_str("malformed HTTP response"),
+                ResponseError::Status(status) => write!(f, "server answered HTTP {status}"),
+                ResponseError::BadAccept => {
+                    f.write_str("bad Sec-WebSocket-Accept or upgrade headers")
+                }
+            }
+        }
+    }
+
+    impl std::error::Error for ResponseError {}
+
+    /// Checks the server's answer to a request sent with `key`; on success returns the
+    /// response's length (bytes after it are the server's first frames).
+    pub fn check_response(buf: &[u8], key: &str) -> Result<Status<usize>, ResponseError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(Status::Partial),
+            Err(_) => return Err(ResponseError::Malformed),
+        };
+        match resp.code {
+            Some(101) => {}
+            Some(code) => return Err(ResponseError::Status(code)),
+            None => return Err(ResponseError::Malformed),
+        }
+        let headers = resp.headers;
+        let upgrade =
+            header_tokens(headers, "upgrade").any(|t| t.eq_ignore_ascii_case(b"websocket"));
+        let connection =
+            header_tokens(headers, "connection").any(|t| t.eq_ignore_ascii_case(b"upgrade"));
+        let accept = find_header(headers, "sec-websocket-accept").map(trim);
+        if !upgrade || !connection || accept != Some(accept_key(key.as_bytes()).as_bytes()) {
+            return Err(ResponseError::BadAccept);
+        }
+        Ok(Status::Complete(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        "GET /chat?x=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(text: &str) -> Result<Status<usize>, HandshakeError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        parse_request(text.as_bytes(), &mut headers).map(|s| match s {
+            Status::Complete((Parsed::Upgrade(_), len)) => Status::Complete(len),
+            Status::Complete((Parsed::Plain { .. }, _)) => Status::Complete(0),
+            Status::Partial => Status::Partial,
+        })
+    }
+
+    #[test]
+    fn accepts_the_rfc_request() {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Ok(Status::Complete((Parsed::Upgrade(req), len))) =
+            parse_request(GOOD.as_bytes(), &mut headers)
+        else {
+            panic!("not accepted");
+        };
+        assert_eq!(len, GOOD.len());
+        assert_eq!(req.path(), "/chat?x=1");
+        assert_eq!(req.origin(), Some("http://example.com"));
+        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+        let mut out = Vec::new();
+        write_accept(
+            &mut out,
+            req.key(),
+            Some("chat"),
+            None,
+            &[("X-A".into(), "1".into())],
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(text.ends_with("X-A: 1\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_prefix_is_partial() {
+        for cut in 0..GOOD.len() {
+            assert_eq!(parse(&GOOD[..cut]), Ok(Status::Partial), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn rejects_with_the_right_error() {
+        let cases = [
+            (
+                "Sec-WebSocket-Version: 13",
+                "Sec-WebSocket-Version: 8",
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Key: c2hvcnQ=",
+                HandshakeError::BadKey,
+            ),
+            (
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                "",
+                HandshakeError::BadKey,
+            ),
+            (
+                "Connection: keep-alive, Upgrade",
+                "Connection: keep-alive",
+                HandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                "Host: server.example.com\r\n",
+                "",
+                HandshakeError::MissingHost,
+            ),
+            ("GET /chat", "POST /chat", HandshakeError::MethodNotAllowed),
+            (
+                "HTTP/1.1\r\nHost",
+                "HTTP/1.0\r\nHost",
+                HandshakeError::OldHttpVersion,
+            ),
+            ("GET /chat", "GET\x01/chat", HandshakeError::Malformed),
+        ];
+        for (from, to, err) in cases {
+            assert_eq!(parse(&GOOD.replacen(from, to, 1)), Err(err), "{to}");
+        }
+        assert_eq!(HandshakeError::UnsupportedVersion.status(), 426);
+        let mut out = Vec::new();
+        HandshakeError::UnsupportedVersion.write_response(&mut out);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn tokens_are_case_insensitive() {
+        let text = GOOD
+            .replace("Upgrade: websocket", "upgrade: WebSocket")
+            .replace("keep-alive, Upgrade", "UPGRADE");
+        assert!(matches!(parse(&text), Ok(Status::Complete(n)) if n > 0));
+    }
+
+    #[test]
+    fn too_many_headers_is_too_large() {
+        let many: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let text = GOOD.replacen("\r\n", &format!("\r\n{many}"), 1);
+        assert_eq!(parse(&text), Err(HandshakeError::TooLarge));
+    }
+
+    #[test]
+    fn plain_get_is_not_an_upgrade() {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(
+            parse_request(req, &mut headers),
+            Ok(Status::Complete((Parsed::Plain { path: "/healthz" }, _)))
+        ));
+    }
+
+    #[test]
+    fn response_headers_cannot_be_injected() {
+        let mut out = Vec::new();
+        write_accept(
+            &mut out,
+            b"k",
+            Some("bad proto"),
+            None,
+            &[("X".into(), "a\r\nSet-Cookie: x".into())],
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Set-Cookie") && !text.contains("bad proto"));
+    }
+
+    #[test]
+    fn client_checks_the_accept_key() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut out = Vec::new();
+        write_accept(&mut out, key.as_bytes(), None, None, &[]);
+        assert_eq!(
+            client::check_response(&out, key),
+            Ok(Status::Complete(out.len()))
+        );
+        assert_eq!(
+            client::check_response(&out, "AAAAAAAAAAAAAAAAAAAAAA=="),
+            Err(client::ResponseError::BadAccept)
+        );
+        assert_eq!(client::check_response(&out[..10], key), Ok(Status::Partial));
+    }
+}
