@@ -1,5 +1,36 @@
-//! wsloop: a WebSocket server (RFC 6455) on a single-threaded `mio` reactor.
+//! wsloop: a WebSocket server (RFC 6455) on a single-threaded `mio` reactor, built to hold
+//! very many connections on few cores.
 //!
-//! - [`proto`]: the protocol with no I/O (handshake, frames, sessions).
+//! - [`proto`]: the protocol with no I/O (handshake, frames, sessions); usable in the client
+//!   role too.
+//! - [`Server`]: the event loop that owns the sockets.
+//! - [`Handler`]: the application's callbacks, with a [`Context`] to send and close.
+//!
+//! ```no_run
+//! use wsloop::{Config, ConnId, Context, Handler, Message, Server};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
+//!         let _ = ctx.send(id, msg);
+//!     }
+//! }
+//!
+//! Server::bind(Config::default(), Echo)?.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+// Connection ids pack a 32-bit slab index and a 32-bit generation into a poll token.
+const _: () = assert!(usize::BITS >= 64, "wsloop needs a 64-bit target");
+
+mod config;
+mod handler;
 pub mod proto;
+mod server;
+pub mod units;
+
+pub use config::Config;
+pub use handler::{Echo, Error, Handler, Message, Upgrade};
+pub use proto::{CloseCode, ReadyState, Request, SendError};
+pub use server::{ConnId, Context, SendStatus, Server, ShutdownHandle};

@@ -1,0 +1,66 @@
+//! Server settings: limits, timeouts and buffer sizes, with defaults for a public server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the server can be told. Every limit bounds memory or time that a client could
+/// otherwise make the server spend.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = wsloop::Config::default();
+/// config.listen = "127.0.0.1:0".parse().unwrap();
+/// config.idle_timeout = Some(Duration::from_secs(30));
+/// assert_eq!(config.max_message_size, 16 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The largest message accepted (after inflating, when compressed); larger ones fail the
+    /// connection with 1009. The Autobahn suite needs 16 MiB.
+    pub max_message_size: usize,
+    /// Open connections beyond this are answered `503` and closed at once.
+    pub max_connections: usize,
+    /// The largest opening handshake request; longer ones get `431`.
+    pub max_handshake_bytes: usize,
+    /// The buffered amount past which a connection stops being read until its queue drains
+    /// to half of it, and sends report [`SendStatus::Backpressure`](crate::SendStatus).
+    pub backpressure_limit: usize,
+    /// The buffered amount past which sends are refused with
+    /// [`SendStatus::Dropped`](crate::SendStatus): what a slow reader can cost at most.
+    pub max_buffered: usize,
+    /// Time allowed for the whole opening handshake (guards against slowloris clients).
+    pub handshake_timeout: Duration,
+    /// With no input for this long the server pings; with none for as long again after the
+    /// ping, it drops the connection. `None` turns this off.
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed for the peer to answer a close frame (and for the server's last bytes to
+    /// drain) before the TCP connection is dropped.
+    pub close_timeout: Duration,
+    /// Size of the one receive buffer the event loop reads every socket into.
+    pub read_buffer_size: usize,
+    /// Reads from one connection per wake-up before the others get their turn.
+    pub max_reads_per_wakeup: usize,
+    /// Answer pings with pongs automatically (the handler still sees them).
+    pub auto_pong: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            max_message_size: 16 << 20,
+            max_connections: 100_000,
+            max_handshake_bytes: 8 << 10,
+            backpressure_limit: 1 << 20,
+            max_buffered: 64 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(120)),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_size: 256 << 10,
+            max_reads_per_wakeup: 8,
+            auto_pong: true,
+        }
+    }
+}

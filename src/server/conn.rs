@@ -1,0 +1,87 @@
+//! One connection's state as the reactor keeps it.
+
+use mio::net::TcpStream;
+
+use super::outbound::OutQueue;
+use super::timers::Deadline;
+use crate::proto::{ReadyState, Session};
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// Reading the opening handshake. `request` holds its bytes only while it is split over
+    /// several reads; a request that arrives in one read is parsed where it landed.
+    Handshake { request: Vec<u8> },
+    /// The WebSocket protocol runs: OPEN, or CLOSING while a close frame is awaited.
+    Open(Session),
+    /// The last bytes (an HTTP answer, a final close frame) are going out; after them the
+    /// write side is shut and input is discarded until the peer closes or time runs out.
+    Finishing,
+}
+
+/// A connection in the slab. Idle, it owns no buffers: the send queue's buffer and a
+/// partial message's buffer exist only while there are bytes in them.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) socket: TcpStream,
+    pub(crate) generation: u32,
+    pub(crate) stage: Stage,
+    pub(crate) out: OutQueue,
+    pub(crate) deadline: Deadline,
+    /// `on_open` was called, so `on_close` is owed exactly once.
+    pub(crate) opened: bool,
+    /// `on_close` was called.
+    pub(crate) close_reported: bool,
+    /// Over the backpressure limit: not read until the queue drains to half of it.
+    pub(crate) read_paused: bool,
+    /// The socket may hold input not read yet (the per-wake-up cap or a pause stopped reading).
+    pub(crate) unread: bool,
+    /// Queued in the loop's list of connections to read again.
+    pub(crate) in_ready: bool,
+    /// Registered for WRITABLE because the kernel refused bytes.
+    pub(crate) write_blocked: bool,
+    /// Queued in the loop's list of connections to flush this turn.
+    pub(crate) dirty: bool,
+    /// A send passed the backpressure limit: `on_drain` is owed when the queue empties.
+    pub(crate) owe_drain: bool,
+    /// An idle ping is out and unanswered.
+    pub(crate) ping_sent: bool,
+    /// The write side has been shut down.
+    pub(crate) write_shut: bool,
+    /// The peer closed its side.
+    pub(crate) peer_eof: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(socket: TcpStream, generation: u32) -> Conn {
+        Conn {
+            socket,
+            generation,
+            stage: Stage::Handshake {
+                request: Vec::new(),
+            },
+            out: OutQueue::default(),
+            deadline: Deadline::default(),
+            opened: false,
+            close_reported: false,
+            read_paused: false,
+            unread: false,
+            in_ready: false,
+            write_blocked: false,
+            dirty: false,
+            owe_drain: false,
+            ping_sent: false,
+            write_shut: false,
+            peer_eof: false,
+        }
+    }
+
+    /// The browser's `readyState`.
+    pub(crate) fn ready_state(&self) -> ReadyState {
+        match &self.stage {
+            Stage::Handshake { .. } => ReadyState::Connecting,
+            Stage::Open(session) => session.ready_state(),
+            Stage::Finishing => ReadyState::Closed,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! What a handler can do from inside a callback: send, ping, close, and ask about any
+//! connection by id.
+
+use std::net::SocketAddr;
+
+use super::core::{Core, SendStatus};
+use super::token::ConnId;
+use crate::handler::Message;
+use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
+
+/// The server as seen from a [`Handler`](crate::Handler) callback.
+///
+/// Sends are queued and go out in one write per connection at the end of the loop turn (or
+/// straight away for large payloads on an idle connection). Ids of closed connections are
+/// safe to use: the calls answer [`SendError::NotOpen`] or [`ReadyState::Closed`].
+pub struct Context<'a> {
+    core: &'a mut Core,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(core: &'a mut Core) -> Context<'a> {
+        Context { core }
+    }
+
+    /// Sends a text or binary message.
+    ///
+    /// `Ok(SendStatus::Backpressure)` means the message was queued but the connection's
+    /// buffered amount passed the backpressure limit; `Ok(SendStatus::Dropped)` means it
+    /// was over `max_buffered` and the message was not queued.
+    pub fn send(&mut self, id: ConnId, message: Message<'_>) -> Result<SendStatus, SendError> {
+        match message {
+            Message::Text(text) => self.core.send(id, OpCode::Text, text.as_bytes()),
+            Message::Binary(bytes) => self.core.send(id, OpCode::Binary, bytes),
+        }
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<SendStatus, SendError> {
+        self.core.send(id, OpCode::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, id: ConnId, bytes: &[u8]) -> Result<SendStatus, SendError> {
+        self.core.send(id, OpCode::Binary, bytes)
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    pub fn ping(&mut self, id: ConnId, payload: &[u8]) -> Result<SendStatus, SendError> {
+        self.core.send(id, OpCode::Ping, payload)
+    }
+
+    /// Sends an unsolicited pong (a heartbeat that expects no answer).
+    pub fn pong(&mut self, id: ConnId, payload: &[u8]) -> Result<SendStatus, SendError> {
+        self.core.send(id, OpCode::Pong, payload)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes). The
+    /// connection is CLOSING until the peer answers, then closed; `on_close` follows.
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        self.core.close(id, code, reason)
+    }
+
+    /// The browser's `readyState`; `Closed` for a connection that is gone.
+    pub fn ready_state(&self, id: ConnId) -> ReadyState {
+        self.core
+            .get(id)
+            .map_or(ReadyState::Closed, |c| c.ready_state())
+    }
+
+    /// The browser's `bufferedAmount`: bytes queued for the connection and not yet taken by
+    /// the kernel.
+    pub fn buffered_amount(&self, id: ConnId) -> usize {
+        self.core.get(id).map_or(0, |c| c.out.len())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.core.get(id).and_then(|c| c.socket.peer_addr().ok())
+    }
+
+    /// Connections currently held (in any state).
+    pub fn connection_count(&self) -> usize {
+        self.core.conns.len()
+    }
+}

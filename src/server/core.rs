@@ -1,0 +1,274 @@
+//! The loop's state apart from the handler: connections, buffers, deadlines, and the
+//! operations on them that both the loop and the handler's [`Context`](super::Context) use.
+
+use std::collections::VecDeque;
+use std::io;
+
+use mio::{Interest, Registry};
+use slab::Slab;
+
+use super::conn::{Conn, Stage};
+use super::outbound::BufPool;
+use super::timers::{Millis, Timers};
+use super::token::ConnId;
+use crate::handler::Error;
+use crate::proto::{CloseCode, OpCode, SendError};
+use crate::Config;
+
+/// Payloads at least this large are written straight from the caller's memory (header and
+/// payload in one vectored write) when nothing is queued; smaller ones are batched into the
+/// connection's queue and go out in one write per connection per loop turn.
+const DIRECT_WRITE_MIN: usize = 16 << 10;
+
+/// How a send went; see [`Context::send`](super::Context::send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Written to the kernel or queued below the backpressure limit.
+    Sent,
+    /// Queued, and the connection's buffered amount is now over the backpressure limit: the
+    /// server stops reading from it until it drains, and `on_drain` follows. Senders that
+    /// cannot pause (fan-out) should drop or close.
+    Backpressure,
+    /// Not queued: the buffered amount is over `max_buffered`. The message is lost for this
+    /// connection; closing it is usually right.
+    Dropped,
+}
+
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) pool: BufPool,
+    pub(crate) timers: Timers,
+    /// Connections with bytes queued in this turn, flushed at its end.
+    pub(crate) dirty: Vec<ConnId>,
+    /// Connections to read again next turn.
+    pub(crate) ready: VecDeque<ConnId>,
+    /// Connections whose socket failed during a send, to drop with the handler's knowledge.
+    pub(crate) failed: Vec<(ConnId, Error)>,
+    /// Connections whose queue drained after passing the limit, owed `on_drain`.
+    pub(crate) drained: Vec<ConnId>,
+    pub(crate) now: Millis,
+    next_generation: u32,
+}
+
+impl Core {
+    pub(crate) fn new(config: Config, registry: Registry) -> Core {
+        Core {
+            config,
+            registry,
+            conns: Slab::new(),
+            pool: BufPool::default(),
+            timers: Timers::default(),
+            dirty: Vec::new(),
+            ready: VecDeque::new(),
+            failed: Vec::new(),
+            drained: Vec::new(),
+            now: 0,
+            next_generation: 0,
+        }
+    }
+
+    pub(crate) fn next_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+
+    /// The connection `id` names, unless it has gone (and its slot perhaps been reused).
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.conns
+            .get(id.index())
+            .filter(|c| c.generation == id.generation())
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+    }
+
+    /// The connection and the buffer pool, borrowed together.
+    pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn, &mut BufPool)> {
+        let conn = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())?;
+        Some((conn, &mut self.pool))
+    }
+
+    /// Moves the idle deadline of an open connection that is not closing.
+    pub(crate) fn set_idle_deadline(&mut self, id: ConnId) {
+        let at = self
+            .config
+            .idle_timeout
+            .map_or(super::timers::NEVER, |idle| self.after(idle));
+        if let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        {
+            if conn.ready_state() == crate::proto::ReadyState::Open {
+                conn.ping_sent = false;
+                self.timers.set(id, &mut conn.deadline, at);
+            }
+        }
+    }
+
+    /// Sets the connection's one deadline.
+    pub(crate) fn set_deadline(&mut self, id: ConnId, at: Millis) {
+        if let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        {
+            self.timers.set(id, &mut conn.deadline, at);
+        }
+    }
+
+    /// `now + duration`, in loop time.
+    pub(crate) fn after(&self, duration: std::time::Duration) -> Millis {
+        self.now
+            .saturating_add(duration.as_millis().try_into().unwrap_or(Millis::MAX))
+    }
+
+    /// Queues the connection for a flush at the end of this turn.
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.get_mut(id) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Sends one frame on an open connection; see [`SendStatus`].
+    pub(crate) fn send(
+        &mut self,
+        id: ConnId,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<SendStatus, SendError> {
+        let limit = self.config.backpressure_limit;
+        let max_buffered = self.config.max_buffered;
+        let conn = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+            .ok_or(SendError::NotOpen)?;
+        let Stage::Open(session) = &mut conn.stage else {
+            return Err(SendError::NotOpen);
+        };
+        let (header, header_len) = session.header(opcode, payload.len())?;
+        if conn.out.len() > max_buffered {
+            return Ok(SendStatus::Dropped);
+        }
+        if conn.out.is_empty() && payload.len() >= DIRECT_WRITE_MIN {
+            if let Err(err) = conn.out.write_direct(
+                &mut conn.socket,
+                &header[..header_len],
+                payload,
+                &mut self.pool,
+            ) {
+                self.failed.push((id, Error::Io(err)));
+                return Err(SendError::NotOpen);
+            }
+        } else {
+            let out = conn.out.writer(&mut self.pool);
+            out.reserve(header_len + payload.len());
+            out.extend_from_slice(&header[..header_len]);
+            out.extend_from_slice(payload);
+        }
+        let over = conn.out.len() > limit;
+        if over {
+            conn.owe_drain = true;
+            conn.read_paused = true;
+        }
+        if !conn.out.is_empty() {
+            self.mark_dirty(id);
+        }
+        Ok(if over {
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Sent
+        })
+    }
+
+    /// Starts the closing handshake on an open connection.
+    pub(crate) fn close(
+        &mut self,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), SendError> {
+        let at = self.after(self.config.close_timeout);
+        let (conn, pool) = self.conn_and_pool(id).ok_or(SendError::NotOpen)?;
+        let Stage::Open(session) = &mut conn.stage else {
+            return Err(SendError::NotOpen);
+        };
+        session.close(conn.out.writer(pool), code, reason)?;
+        self.set_deadline(id, at);
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// Moves the connection to its last stage: flush what is queued, shut the write side,
+    /// wait (bounded) for the peer to close.
+    pub(crate) fn finish(&mut self, id: ConnId) {
+        let at = self.after(self.config.close_timeout);
+        if let Some(conn) = self.get_mut(id) {
+            conn.stage = Stage::Finishing;
+            self.set_deadline(id, at);
+            self.mark_dirty(id);
+        }
+    }
+
+    /// Writes the connection's queue; afterwards updates interest, resumes paused reading,
+    /// and completes the last stage. Returns whether the connection should now be dropped
+    /// (the peer is gone and everything is out), and the error if the socket failed.
+    pub(crate) fn flush(&mut self, id: ConnId) -> Result<bool, io::Error> {
+        let limit = self.config.backpressure_limit;
+        let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return Ok(false);
+        };
+        conn.dirty = false;
+        let empty = conn.out.flush(&mut conn.socket, &mut self.pool)?;
+        if empty != !conn.write_blocked {
+            conn.write_blocked = !empty;
+            let interest = if empty {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            self.registry
+                .reregister(&mut conn.socket, id.token(), interest)?;
+        }
+        if conn.read_paused && conn.out.len() <= limit / 2 {
+            conn.read_paused = false;
+            if conn.unread && !conn.in_ready {
+                conn.in_ready = true;
+                self.ready.push_back(id);
+            }
+        }
+        if !empty {
+            return Ok(false);
+        }
+        if conn.owe_drain {
+            conn.owe_drain = false;
+            self.drained.push(id);
+        }
+        if matches!(conn.stage, Stage::Finishing) {
+            if !conn.write_shut {
+                conn.write_shut = true;
+                // The peer sees EOF after our last bytes; we keep reading until it closes, so
+                // that unread input does not turn our close into a reset.
+                let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+            }
+            return Ok(conn.peer_eof);
+        }
+        Ok(false)
+    }
+}

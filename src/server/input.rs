@@ -1,0 +1,208 @@
+//! What the loop does with bytes it has read: the opening handshake, then frames handed to
+//! the handler as borrowed messages.
+
+use std::borrow::Cow;
+
+use super::conn::Stage;
+use super::context::Context;
+use super::core::Core;
+use super::token::ConnId;
+use crate::handler::{Error, Handler, Message, Upgrade};
+use crate::proto::handshake::{write_accept, write_response};
+use crate::proto::{
+    parse_request, CloseCode, Event, Parsed, Role, Session, SessionEvent, Status, MAX_HEADERS,
+};
+
+/// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
+/// payloads are unmasked in it and lent to the handler.
+pub(crate) fn on_input<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &mut [u8]) {
+    let Some(conn) = core.get_mut(id) else { return };
+    match &mut conn.stage {
+        Stage::Handshake { request } if request.is_empty() => {
+            on_request_bytes(core, handler, id, input)
+        }
+        Stage::Handshake { request } => {
+            let mut request = std::mem::take(request);
+            request.extend_from_slice(input);
+            on_request_bytes(core, handler, id, &mut request);
+        }
+        Stage::Open(_) => on_frames(core, handler, id, input),
+        // Whatever arrives after the end is read only to see the peer's EOF.
+        Stage::Finishing => {}
+    }
+}
+
+/// Parses the request bytes received so far and answers them when complete.
+fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, bytes: &mut [u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (parsed, len) = match parse_request(bytes, &mut headers) {
+        Ok(Status::Complete(parsed)) => parsed,
+        Ok(Status::Partial) => {
+            if bytes.len() > core.config.max_handshake_bytes {
+                respond(core, id, 431, &[], b"request headers too large\n");
+            } else if let Some(conn) = core.get_mut(id) {
+                // Keep the bytes until the rest of the request arrives.
+                conn.stage = Stage::Handshake {
+                    request: bytes.to_vec(),
+                };
+            }
+            return;
+        }
+        Err(err) => {
+            let mut out = Vec::new();
+            err.write_response(&mut out);
+            log::debug!("{id}: handshake refused: {err}");
+            respond_raw(core, id, &out);
+            return;
+        }
+    };
+    if len > core.config.max_handshake_bytes {
+        respond(core, id, 431, &[], b"request headers too large\n");
+        return;
+    }
+    let request = match parsed {
+        Parsed::Upgrade(request) => request,
+        Parsed::Plain { path } => {
+            if path == "/healthz" {
+                respond(core, id, 200, &[], b"ok\n");
+            } else {
+                respond(
+                    core,
+                    id,
+                    426,
+                    &[("Upgrade", "websocket")],
+                    b"this is a WebSocket endpoint\n",
+                );
+            }
+            return;
+        }
+    };
+    let (protocol, extra_headers) = match handler.on_upgrade(&request) {
+        Upgrade::Accept { protocol, headers } => (protocol, headers),
+        Upgrade::Reject { status, body } => {
+            respond(core, id, status, &[], body.as_bytes());
+            return;
+        }
+    };
+    let (max_message_size, auto_pong) = (core.config.max_message_size, core.config.auto_pong);
+    let Some((conn, pool)) = core.conn_and_pool(id) else {
+        return;
+    };
+    let mut session = Session::new(Role::Server, max_message_size);
+    session.set_auto_pong(auto_pong);
+    write_accept(
+        conn.out.writer(pool),
+        request.key(),
+        protocol.as_deref(),
+        None,
+        &extra_headers,
+    );
+    conn.stage = Stage::Open(session);
+    conn.opened = true;
+    core.set_idle_deadline(id);
+    core.mark_dirty(id);
+    handler.on_open(&mut Context::new(core), id);
+    // A client may send its first frames right behind the request.
+    drop(request);
+    if len < bytes.len() {
+        on_frames(core, handler, id, &mut bytes[len..]);
+    }
+}
+
+/// Queues a complete HTTP answer and ends the connection after it.
+fn respond(core: &mut Core, id: ConnId, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+    let mut out = Vec::new();
+    write_response(&mut out, status, headers, body);
+    respond_raw(core, id, &out);
+}
+
+fn respond_raw(core: &mut Core, id: ConnId, response: &[u8]) {
+    if let Some((conn, pool)) = core.conn_and_pool(id) {
+        conn.out.writer(pool).extend_from_slice(response);
+        core.finish(id);
+    }
+}
+
+/// Decodes frames from `input` and delivers their events.
+fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &mut [u8]) {
+    let mut pos = 0;
+    core.set_idle_deadline(id);
+    while pos < input.len() {
+        let Some(conn) = core.get_mut(id) else { return };
+        let Stage::Open(session) = &mut conn.stage else {
+            return;
+        };
+        let queued = conn.out.len();
+        // Protocol replies (pongs, close echoes) go straight into the send queue.
+        let (used, event) = session.poll(&mut input[pos..], conn.out.raw_buf());
+        let grew = conn.out.len() != queued;
+        let done = !session.wants_input();
+        pos += used;
+        if grew {
+            core.mark_dirty(id);
+        }
+        if let Some(event) = event {
+            deliver(core, handler, id, event);
+        }
+        if done {
+            core.finish(id);
+            return;
+        }
+    }
+}
+
+/// Hands one event to the handler.
+fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: SessionEvent<'_>) {
+    let mut ctx = Context::new(core);
+    match event {
+        SessionEvent::Frame(Event::Text(text)) => {
+            handler.on_message(&mut ctx, id, Message::Text(&text));
+            if let Cow::Owned(text) = text {
+                recycle(core, text.into_bytes());
+            }
+        }
+        SessionEvent::Frame(Event::Binary(bytes)) => {
+            handler.on_message(&mut ctx, id, Message::Binary(&bytes));
+            if let Cow::Owned(buf) = bytes {
+                recycle(core, buf);
+            }
+        }
+        SessionEvent::Frame(Event::Ping(payload)) => handler.on_ping(&mut ctx, id, &payload),
+        SessionEvent::Frame(Event::Pong(payload)) => handler.on_pong(&mut ctx, id, &payload),
+        SessionEvent::Frame(Event::Close(code, reason)) => {
+            mark_close_reported(core, id);
+            handler.on_close(
+                &mut Context::new(core),
+                id,
+                code.unwrap_or(CloseCode::NO_STATUS),
+                &reason,
+            );
+        }
+        SessionEvent::Frame(Event::Compressed { .. }) => {
+            // Compression is not negotiated, so the receiver refuses RSV1 before this point.
+            unreachable!("compressed message without permessage-deflate")
+        }
+        SessionEvent::Failed(err) => {
+            log::debug!("{id}: failing the connection: {err}");
+            handler.on_error(&mut ctx, id, &Error::Protocol(err));
+            mark_close_reported(core, id);
+            handler.on_close(
+                &mut Context::new(core),
+                id,
+                CloseCode::ABNORMAL,
+                err.reason(),
+            );
+        }
+    }
+}
+
+fn mark_close_reported(core: &mut Core, id: ConnId) {
+    if let Some(conn) = core.get_mut(id) {
+        conn.close_reported = true;
+    }
+}
+
+/// Returns an assembled message's buffer to the pool.
+fn recycle(core: &mut Core, buf: Vec<u8>) {
+    core.pool.give(buf);
+}

@@ -1,0 +1,477 @@
+//! The reactor: one thread, one `mio::Poll`, a slab of connections. The only code in wsloop
+//! that touches sockets.
+//!
+//! Each loop turn: wait for readiness (or the next deadline), accept, read every readable
+//! connection into the one shared receive buffer until `WouldBlock` or its per-turn cap,
+//! hand the frames to the handler, fire due deadlines, then write each connection's queued
+//! replies in one write.
+
+mod conn;
+mod context;
+mod core;
+mod input;
+mod outbound;
+mod shutdown;
+mod timers;
+mod token;
+
+pub use self::context::Context;
+pub use self::core::SendStatus;
+pub use self::shutdown::ShutdownHandle;
+pub use self::token::ConnId;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Waker};
+
+use self::conn::{Conn, Stage};
+use self::core::Core;
+use self::shutdown::ShutdownFlag;
+use self::timers::{Millis, NEVER};
+use self::token::{LISTENER, WAKER};
+use crate::handler::{Error, Handler};
+use crate::proto::{CloseCode, OpCode, ReadyState};
+use crate::Config;
+
+/// Connections accepted per loop turn at most, so a connect flood cannot starve the
+/// connections already open.
+const ACCEPTS_PER_TURN: usize = 256;
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A WebSocket server: bind it, then [`run`](Server::run) it on this thread.
+///
+/// ```no_run
+/// let server = wsloop::Server::bind(wsloop::Config::default(), wsloop::Echo)?;
+/// println!("listening on ws://{}", server.local_addr());
+/// let stop = server.shutdown_handle(); // for another thread or a signal handler
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server<H: Handler> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    core: Core,
+    handler: H,
+    /// The one receive buffer every connection is read into.
+    read_buf: Vec<u8>,
+    shutdown: Arc<ShutdownFlag>,
+    started: Instant,
+    accept_resume_at: Option<Millis>,
+    accept_pending: bool,
+    /// Set once shutdown has begun: when the loop gives up waiting for closes.
+    shutdown_deadline: Option<Millis>,
+}
+
+impl<H: Handler> Server<H> {
+    /// Binds the listening socket of `config.listen`.
+    pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let registry = poll.registry().try_clone()?;
+        let read_buf = vec![0; config.read_buffer_size.max(1024)];
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            core: Core::new(config, registry),
+            handler,
+            read_buf,
+            shutdown: Arc::new(ShutdownFlag::new(waker)),
+            started: Instant::now(),
+            accept_resume_at: None,
+            accept_pending: false,
+            shutdown_deadline: None,
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the server from any thread: it stops accepting, sends close 1001
+    /// to every open connection, waits (up to the close timeout) for them, and `run` returns.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle::new(self.shutdown.clone())
+    }
+
+    /// The handler, e.g. to read what it gathered after `run` returned.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Runs the loop until a shutdown completes.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            self.core.now = self.started.elapsed().as_millis() as Millis;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    token => {
+                        let Some(id) = ConnId::from_token(token) else {
+                            continue;
+                        };
+                        if event.is_writable() {
+                            self.flush(id);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(id);
+                        }
+                    }
+                }
+            }
+            if self.shutdown.requested() && self.shutdown_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            self.read_ready();
+            if self.accept_pending || self.accept_resume_at.is_some_and(|at| at <= self.core.now) {
+                self.accept_resume_at = None;
+                self.accept();
+            }
+            self.fire_deadlines();
+            self.flush_dirty();
+            self.settle_failures();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.core.conns.is_empty() {
+                    return Ok(());
+                }
+                if self.core.now >= deadline {
+                    let ids: Vec<ConnId> = self.ids().collect();
+                    for id in ids {
+                        self.drop_conn(id, Some(Error::Timeout));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// How long the next poll may wait: not past the next deadline, and not at all when
+    /// connections still have input to read.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.core.ready.is_empty() || self.accept_pending {
+            return Some(Duration::ZERO);
+        }
+        let now = self.started.elapsed().as_millis() as Millis;
+        let wake = [
+            self.core.timers.next_wake(),
+            self.accept_resume_at,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some(Duration::from_millis(wake.saturating_sub(now)))
+    }
+
+    fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.core
+            .conns
+            .iter()
+            .map(|(index, conn)| ConnId::new(index, conn.generation))
+    }
+
+    fn accept(&mut self) {
+        self.accept_pending = false;
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if is_out_of_descriptors(&err) => {
+                    log::warn!("accept paused for {ACCEPT_BACKOFF:?}: {err}");
+                    self.accept_resume_at =
+                        Some(self.core.now + ACCEPT_BACKOFF.as_millis() as Millis);
+                    return;
+                }
+                // A connection reset before it was accepted, and the like: try the next one.
+                Err(err) => log::debug!("accept: {err}"),
+            }
+        }
+        self.accept_pending = true;
+    }
+
+    /// Takes a new connection into the slab, or turns it away when the server is full.
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        if self.core.conns.len() >= self.core.config.max_connections {
+            log::debug!(
+                "{addr}: refused, {} connections open",
+                self.core.conns.len()
+            );
+            let mut response = Vec::new();
+            crate::proto::handshake::write_response(
+                &mut response,
+                503,
+                &[],
+                b"too many connections\n",
+            );
+            // Best effort on a fresh socket with an empty send buffer; then it is dropped.
+            let _ = stream.write(&response);
+            return;
+        }
+        if let Err(err) = stream.set_nodelay(true) {
+            log::debug!("{addr}: set_nodelay: {err}");
+        }
+        let generation = self.core.next_generation();
+        let entry = self.core.conns.vacant_entry();
+        let id = ConnId::new(entry.key(), generation);
+        if let Err(err) = self
+            .core
+            .registry
+            .register(&mut stream, id.token(), Interest::READABLE)
+        {
+            log::warn!("{addr}: register: {err}");
+            return;
+        }
+        entry.insert(Conn::new(stream, generation));
+        let at = self.core.after(self.core.config.handshake_timeout);
+        self.core.set_deadline(id, at);
+    }
+
+    /// Reads connection `id` until `WouldBlock`, its per-turn cap, or a backpressure pause.
+    fn read(&mut self, id: ConnId) {
+        let max_reads = self.core.config.max_reads_per_wakeup.max(1);
+        for _ in 0..max_reads {
+            let Some(conn) = self.core.get_mut(id) else {
+                return;
+            };
+            if conn.read_paused {
+                conn.unread = true;
+                return;
+            }
+            match conn.socket.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.unread = false;
+                    self.on_eof(id);
+                    return;
+                }
+                Ok(n) => input::on_input(
+                    &mut self.core,
+                    &mut self.handler,
+                    id,
+                    &mut self.read_buf[..n],
+                ),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    conn.unread = false;
+                    return;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    self.drop_conn(id, Some(Error::Io(err)));
+                    return;
+                }
+            }
+        }
+        // Cap reached: the rest waits for the next turn, after the other connections.
+        if let Some(conn) = self.core.get_mut(id) {
+            conn.unread = true;
+            if !conn.in_ready {
+                conn.in_ready = true;
+                self.core.ready.push_back(id);
+            }
+        }
+    }
+
+    /// Reads again the connections that had input left at the end of the last turn.
+    fn read_ready(&mut self) {
+        for _ in 0..self.core.ready.len() {
+            let Some(id) = self.core.ready.pop_front() else {
+                break;
+            };
+            if let Some(conn) = self.core.get_mut(id) {
+                conn.in_ready = false;
+                self.read(id);
+            }
+        }
+    }
+
+    /// The peer closed its side.
+    fn on_eof(&mut self, id: ConnId) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        conn.peer_eof = true;
+        match conn.stage {
+            Stage::Handshake { .. } => self.drop_conn(id, None),
+            Stage::Open(_) => {
+                // No close frame came: report 1006, send what is still queued, then drop.
+                self.report_close(id, CloseCode::ABNORMAL, "");
+                self.core.finish(id);
+            }
+            Stage::Finishing if conn.write_shut => self.drop_conn(id, None),
+            Stage::Finishing => {}
+        }
+    }
+
+    fn flush(&mut self, id: ConnId) {
+        match self.core.flush(id) {
+            Ok(true) => self.drop_conn(id, None),
+            Ok(false) => {}
+            Err(err) => self.drop_conn(id, Some(Error::Io(err))),
+        }
+    }
+
+    /// Writes every connection that queued bytes this turn: one write each.
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.core.dirty);
+        for id in dirty.drain(..) {
+            self.flush(id);
+        }
+        // Keep the list's allocation; flushing never queues more.
+        if self.core.dirty.is_empty() {
+            self.core.dirty = dirty;
+        }
+    }
+
+    /// Drops connections whose socket failed during a send, and tells the handler about
+    /// queues that drained.
+    fn settle_failures(&mut self) {
+        while let Some((id, err)) = self.core.failed.pop() {
+            self.drop_conn(id, Some(err));
+        }
+        while let Some(id) = self.core.drained.pop() {
+            if self
+                .core
+                .get(id)
+                .is_some_and(|c| c.ready_state() == ReadyState::Open)
+            {
+                self.handler.on_drain(&mut Context::new(&mut self.core), id);
+            }
+        }
+        // on_drain may have sent more.
+        if !self.core.dirty.is_empty() {
+            self.flush_dirty();
+        }
+    }
+
+    fn fire_deadlines(&mut self) {
+        let now = self.core.now;
+        while let Some((popped_at, id)) = self.core.timers.pop_due(now) {
+            let Some(conn) = self
+                .core
+                .conns
+                .get_mut(id.index())
+                .filter(|c| c.generation == id.generation())
+            else {
+                continue;
+            };
+            if self
+                .core
+                .timers
+                .settle(id, &mut conn.deadline, popped_at, now)
+            {
+                self.on_deadline(id);
+            }
+        }
+    }
+
+    /// The connection's deadline passed: what that means depends on its stage.
+    fn on_deadline(&mut self, id: ConnId) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        match &conn.stage {
+            // Too slow to finish the handshake (slowloris): no answer is owed.
+            Stage::Handshake { .. } => self.drop_conn(id, None),
+            Stage::Open(session)
+                if session.ready_state() == ReadyState::Open && !conn.ping_sent =>
+            {
+                // Idle: ask the peer whether it is still there.
+                conn.ping_sent = true;
+                let _ = self.core.send(id, OpCode::Ping, b"");
+                let at = self
+                    .core
+                    .config
+                    .idle_timeout
+                    .map_or(NEVER, |idle| self.core.after(idle));
+                self.core.set_deadline(id, at);
+            }
+            // No pong after the idle ping, no answer to our close, or the last bytes would
+            // not drain: the peer is gone.
+            Stage::Open(_) | Stage::Finishing => self.drop_conn(id, Some(Error::Timeout)),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        log::info!(
+            "shutting down: closing {} connections",
+            self.core.conns.len()
+        );
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.core.registry.deregister(&mut listener);
+        }
+        self.accept_pending = false;
+        self.accept_resume_at = None;
+        let ids: Vec<ConnId> = self.ids().collect();
+        for id in ids {
+            match self.core.get(id).map(|c| c.ready_state()) {
+                Some(ReadyState::Connecting) => self.drop_conn(id, None),
+                Some(ReadyState::Open) => {
+                    let _ = self
+                        .core
+                        .close(id, CloseCode::GOING_AWAY, "server shutting down");
+                }
+                _ => {}
+            }
+        }
+        self.shutdown_deadline = Some(self.core.after(self.core.config.close_timeout));
+    }
+
+    fn report_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        if conn.opened && !conn.close_reported {
+            conn.close_reported = true;
+            self.handler
+                .on_close(&mut Context::new(&mut self.core), id, code, reason);
+        }
+    }
+
+    /// Removes the connection and closes its socket; the handler hears of it if it was open.
+    fn drop_conn(&mut self, id: ConnId, err: Option<Error>) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        if let Some(err) = &err {
+            log::debug!("{id}: dropped: {err}");
+            if conn.opened && !conn.close_reported {
+                self.handler
+                    .on_error(&mut Context::new(&mut self.core), id, err);
+            }
+        }
+        self.report_close(id, CloseCode::ABNORMAL, "");
+        let mut conn = self.core.conns.remove(id.index());
+        let _ = self.core.registry.deregister(&mut conn.socket);
+        conn.out.release(&mut self.core.pool);
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once would fail again.
+fn is_out_of_descriptors(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
