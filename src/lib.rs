@@ -34,3 +34,8 @@ pub use config::Config;
 pub use handler::{Echo, Error, Handler, Message, Upgrade};
 pub use proto::{CloseCode, ReadyState, Request, SendError};
 pub use server::{ConnId, Context, SendStatus, Server, ShutdownHandle};
+
+// The README's examples are compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
