@@ -9,8 +9,10 @@
 //! - [`receiver`]: frames to messages, with fragmentation, UTF-8 and size limits.
 //! - [`session`]: an open connection: automatic pongs and the closing handshake.
 //! - [`encode`]: outgoing frames.
+//! - [`deflate`]: the permessage-deflate extension (RFC 7692): negotiation and compression.
 
 pub mod close;
+pub mod deflate;
 pub mod encode;
 pub mod error;
 pub mod frame;
@@ -21,6 +23,7 @@ pub mod session;
 pub mod utf8;
 
 pub use close::{parse_close_payload, CloseCode};
+pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use encode::{encode_close, encode_frame, FrameSpec};
 pub use error::ProtocolError;
 pub use frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV2, RSV3};
