@@ -1,1 +1,34 @@
-fn main() {}
+//! wsloop-load: a WebSocket load generator. See `wsloop-load --help` and BENCHMARKS.md.
+
+mod cli;
+mod client;
+mod hgrm;
+mod live;
+mod payload;
+mod plot;
+mod report;
+mod run;
+mod source;
+mod stamp;
+mod stats;
+mod system;
+mod target;
+mod traffic;
+mod units;
+mod worker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let plan = cli::Cli::parse().plan();
+    let result = plan.and_then(|(plan, outputs)| run::run(plan, outputs));
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("wsloop-load: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The command line: one subcommand per mode, shared options flattened in, turned into the
+//! [`Plan`] the workers follow.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::source::SourceRange;
+use crate::stamp::Stamper;
+use crate::target::Target;
+use crate::units::{parse_duration, parse_rate, parse_size};
+
+/// A WebSocket load generator: mio event loops driving wsloop's protocol core as a client.
+/// Every run stops by itself after --duration (and, where given, --messages).
+#[derive(Debug, Parser)]
+#[command(name = "wsloop-load", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Throughput: each connection keeps --depth messages in flight and checks every echo.
+    Echo {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        messages: Messages,
+        /// Messages in flight per connection (pipelining).
+        #[arg(long, default_value_t = 16)]
+        depth: usize,
+    },
+    /// Round-trip latency: closed loop (one in flight per connection), or open loop at
+    /// --rate messages per second in total, measured from each message's intended send time.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        messages: Messages,
+        /// Open loop: total messages per second over all connections (e.g. 20k).
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<f64>,
+        /// Open loop: messages in flight per connection before sends wait (as in wrk2: 1).
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+    },
+    /// Connection setup: opens --connections at --connect-rate, reports handshake latency.
+    Connect {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Memory per connection: opens --connections, holds them for --duration, checks each
+    /// answers a ping at the end.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        /// Ping every connection this often while holding them.
+        #[arg(long, value_parser = parse_duration)]
+        ping_interval: Option<Duration>,
+        /// Sample this server process's resident memory before and after opening.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// Fan-out: every connection subscribes to the URL's path; --publishers of them publish
+    /// stamped messages at --rate in total; reports delivery latency and deliveries/s.
+    Broadcast {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        messages: Messages,
+        /// Connections that also publish (the first ones opened).
+        #[arg(long, default_value_t = 1)]
+        publishers: u64,
+        /// Messages per second published in total.
+        #[arg(long, value_parser = parse_rate, default_value = "1000")]
+        rate: f64,
+    },
+}
+
+/// Options every mode takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The server (ws:// only).
+    #[arg(long, default_value = "ws://127.0.0.1:9001/")]
+    pub url: String,
+    /// Connections to open.
+    #[arg(long, short = 'c', default_value_t = 10)]
+    pub connections: u64,
+    /// How long to run (after connecting, for idle mode: how long to hold).
+    #[arg(long, short = 'd', value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Worker threads, each with its own event loop and share of the connections.
+    #[arg(long, short = 't', default_value_t = 1)]
+    pub threads: usize,
+    /// New connections per second in total (default: as fast as the server accepts, at most
+    /// 128 handshakes pending per thread).
+    #[arg(long, value_parser = parse_rate)]
+    pub connect_rate: Option<f64>,
+    /// Source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.50.
+    #[arg(long, value_parser = SourceRange::parse)]
+    pub source: Option<SourceRange>,
+    /// Longest wait for a connect, handshake, echo or pong before it counts as a timeout.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Allow a target that is not on loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// No live line each second.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the latency distribution in HdrHistogram's .hgrm text format (milliseconds).
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write a latency-by-percentile chart (SVG).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// Options of the modes that send messages.
+#[derive(Debug, Args)]
+pub struct Messages {
+    /// Payload size (20, 1KiB, 16KiB, 1MiB).
+    #[arg(long, short = 's', value_parser = parse_size, default_value = "32")]
+    pub size: usize,
+    /// Send text messages (the default is binary).
+    #[arg(long)]
+    pub text: bool,
+    /// Time at the start left out of the figures (connecting, caches warming).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub warmup: Duration,
+    /// Stop after this many messages in total (sent), even before --duration.
+    #[arg(long)]
+    pub messages: Option<u64>,
+}
+
+/// Which mode a plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeKind {
+    Echo,
+    Latency,
+    Connect,
+    Idle,
+    Broadcast,
+}
+
+impl ModeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModeKind::Echo => "echo",
+            ModeKind::Latency => "latency",
+            ModeKind::Connect => "connect",
+            ModeKind::Idle => "idle",
+            ModeKind::Broadcast => "broadcast",
+        }
+    }
+
+    /// Whether the mode exchanges data messages.
+    pub fn sends_messages(self) -> bool {
+        matches!(
+            self,
+            ModeKind::Echo | ModeKind::Latency | ModeKind::Broadcast
+        )
+    }
+}
+
+/// Everything the workers need to know, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: ModeKind,
+    pub target: Target,
+    pub connections: u64,
+    pub threads: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub timeout: Duration,
+    pub connect_rate: Option<f64>,
+    pub source: Option<SourceRange>,
+    pub size: usize,
+    pub text: bool,
+    /// Messages in flight per connection (echo; latency in either loop).
+    pub depth: usize,
+    /// Open-loop latency: total messages per second; broadcast: total publish rate.
+    pub rate: Option<f64>,
+    pub publishers: u64,
+    pub max_messages: Option<u64>,
+    pub ping_interval: Option<Duration>,
+}
+
+/// Where the results go.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub quiet: bool,
+    pub json: Option<PathBuf>,
+    pub hgrm: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    pub server_pid: Option<u32>,
+}
+
+impl Cli {
+    /// Checks the options and resolves the target.
+    pub fn plan(self) -> Result<(Plan, Outputs), String> {
+        let (mode, common, messages, depth, rate, publishers, ping_interval, server_pid) =
+            match self.mode {
+                Mode::Echo {
+                    common,
+                    messages,
+                    depth,
+                } => (
+                    ModeKind::Echo,
+                    common,
+                    Some(messages),
+                    depth,
+                    None,
+                    0,
+                    None,
+                    None,
+                ),
+                Mode::Latency {
+                    common,
+                    messages,
+                    rate,
+                    depth,
+                } => (
+                    ModeKind::Latency,
+                    common,
+                    Some(messages),
+                    depth,
+                    rate,
+                    0,
+                    None,
+                    None,
+                ),
+                Mode::Connect { common } => {
+                    (ModeKind::Connect, common, None, 0, None, 0, None, None)
+                }
+                Mode::Idle {
+                    common,
+                    ping_interval,
+                    server_pid,
+                } => (
+                    ModeKind::Idle,
+                    common,
+                    None,
+                    0,
+                    None,
+                    0,
+                    ping_interval,
+                    server_pid,
+                ),
+                Mode::Broadcast {
+                    common,
+                    messages,
+                    publishers,
+                    rate,
+                } => (
+                    ModeKind::Broadcast,
+                    common,
+                    Some(messages),
+                    0,
+                    Some(rate),
+                    publishers,
+                    None,
+                    None,
+                ),
+            };
+        let target = Target::parse(&common.url, common.allow_remote)?;
+        if common.connections == 0 || common.threads == 0 {
+            return Err("--connections and --threads must be at least 1".into());
+        }
+        if common.duration.is_zero() {
+            return Err("--duration must be above zero".into());
+        }
+        if let Some(source) = &common.source {
+            if !source.is_loopback() && !common.allow_remote {
+                return Err("--source addresses off loopback need --allow-remote".into());
+            }
+        }
+        if matches!(mode, ModeKind::Echo | ModeKind::Latency) && depth == 0 {
+            return Err("--depth must be at least 1".into());
+        }
+        if mode == ModeKind::Broadcast && (publishers == 0 || publishers > common.connections) {
+            return Err("--publishers must be between 1 and --connections".into());
+        }
+        let (size, text, warmup, max_messages) = match &messages {
+            Some(m) => (m.size, m.text, m.warmup, m.messages),
+            None => (0, false, Duration::ZERO, None),
+        };
+        if mode == ModeKind::Broadcast {
+            Stamper::new(size, text)?;
+        }
+        if warmup >= common.duration {
+            return Err(format!(
+                "--warmup ({warmup:?}) leaves nothing of --duration ({:?}) to measure",
+                common.duration
+            ));
+        }
+        let plan = Plan {
+            mode,
+            target,
+            connections: common.connections,
+            threads: common.threads,
+            duration: common.duration,
+            warmup,
+            timeout: common.timeout,
+            connect_rate: common.connect_rate,
+            source: common.source,
+            size,
+            text,
+            depth,
+            rate,
+            publishers,
+            max_messages,
+            ping_interval,
+        };
+        let outputs = Outputs {
+            quiet: common.quiet,
+            json: common.json,
+            hgrm: common.hgrm,
+            plot: common.plot,
+            server_pid,
+        };
+        Ok((plan, outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &str) -> Result<Plan, String> {
+        let argv = std::iter::once("wsloop-load").chain(args.split_whitespace());
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .plan()
+            .map(|(plan, _)| plan)
+    }
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let p = plan("echo --url ws://127.0.0.1:9001 --connections 100 --duration 10s --size 1KiB --depth 8 --threads 2").unwrap();
+        assert_eq!(p.mode, ModeKind::Echo);
+        assert_eq!(
+            (p.connections, p.size, p.depth, p.threads),
+            (100, 1024, 8, 2)
+        );
+        assert_eq!(p.duration, Duration::from_secs(10));
+        let p = plan("latency --rate 20k -c 1000 -d 30s").unwrap();
+        assert_eq!((p.rate, p.depth), (Some(20000.0), 1));
+        let p =
+            plan("idle -c 10000 --ping-interval 30s --server-pid 1 --source 127.0.0.1-127.0.0.50")
+                .unwrap();
+        assert_eq!(p.source.map(|s| s.len()), Some(50));
+    }
+
+    #[test]
+    fn refuses_what_cannot_run() {
+        assert!(plan("echo --url ws://192.0.2.1:9001")
+            .unwrap_err()
+            .contains("--allow-remote"));
+        assert!(plan("echo -d 1s --warmup 1s").is_err());
+        assert!(plan("echo --depth 0").is_err());
+        assert!(plan("broadcast --size 8").is_err());
+        assert!(plan("broadcast --publishers 11 -c 10").is_err());
+        assert!(plan("connect -c 0").is_err());
+        assert!(plan("echo --size 3parsecs").is_err());
+    }
+}

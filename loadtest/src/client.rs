@@ -1,0 +1,352 @@
+//! One client connection's state machine: non-blocking connect, the opening handshake, then
+//! frames through wsloop's [`Session`] in the client role (every frame masked with a fresh
+//! key), and the closing handshake.
+//!
+//! The connection knows nothing of load modes: it hands each data message and pong to a
+//! [`Handler`] with the connection's [`Traffic`] state, and the worker decides what to send.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, Socket, Type};
+use wsloop::proto::handshake::client::{check_response, write_request, ResponseError};
+use wsloop::proto::{random_mask, CloseCode, Event, OpCode, Role, Session, SessionEvent, Status};
+
+use crate::stats::ErrorKind;
+use crate::target::Target;
+use crate::traffic::Traffic;
+
+/// Largest server handshake answer accepted; a 101 is a few hundred bytes.
+const MAX_RESPONSE_BYTES: usize = 16 << 10;
+/// Largest message accepted from the server; an echo is never larger than what was sent.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP connect in progress.
+    Connecting,
+    /// Upgrade request sent, waiting for `101`.
+    Handshaking,
+    /// Messages flow.
+    Open,
+    /// A close frame has been sent or received; waiting for the TCP connection to end.
+    Closing,
+}
+
+/// What a readiness event did to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing that concerns the worker.
+    Pending,
+    /// The handshake has just completed.
+    Opened,
+    /// The connection is over; `Some` when it ended in error.
+    Finished(Option<ErrorKind>),
+}
+
+/// Receives what the server sends on an open connection.
+pub trait Handler {
+    /// A complete data message (text or binary), received at `at`.
+    fn message(&mut self, traffic: &mut Traffic, text: bool, payload: &[u8], at: Instant);
+    /// A pong, received at `at`.
+    fn pong(&mut self, traffic: &mut Traffic, payload: &[u8], at: Instant);
+}
+
+/// One WebSocket client connection.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+    /// When the connect started: handshake latency and connect/handshake timeouts.
+    pub started: Instant,
+    /// When the closing handshake started (close timeout).
+    pub closing_since: Option<Instant>,
+    key: String,
+    response: Vec<u8>,
+    session: Session,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Why the server ended the connection, kept until the TCP connection ends.
+    close_reason: Option<ErrorKind>,
+    close_received: bool,
+    /// Mode-specific state: messages in flight, schedule, pings.
+    pub traffic: Traffic,
+}
+
+impl Conn {
+    /// Starts a non-blocking connect to `target`, bound to `source` first when given.
+    pub fn connect(id: u64, target: &Target, source: Option<IpAddr>) -> io::Result<Conn> {
+        let socket = Socket::new(
+            Domain::for_address(target.addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_nonblocking(true)?;
+        // Latency is the point; Nagle's algorithm would hold back small messages.
+        socket.set_nodelay(true)?;
+        if let Some(ip) = source {
+            defer_port_choice(&socket);
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&target.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let key = {
+            let mut raw = [0u8; 16];
+            for chunk in raw.chunks_mut(4) {
+                chunk.copy_from_slice(&random_mask());
+            }
+            BASE64.encode(raw)
+        };
+        let mut request = Vec::with_capacity(256);
+        write_request(&mut request, &target.host, &target.path, &key, &[]);
+        Ok(Conn {
+            stream: TcpStream::from_std(socket.into()),
+            phase: Phase::Connecting,
+            started: Instant::now(),
+            closing_since: None,
+            key,
+            response: Vec::new(),
+            session: Session::new(Role::Client, MAX_MESSAGE_BYTES),
+            out: request,
+            out_pos: 0,
+            close_reason: None,
+            close_received: false,
+            traffic: Traffic {
+                id,
+                ..Traffic::default()
+            },
+        })
+    }
+
+    /// The socket, to register with the event loop.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Handles a readiness event: finishes the connect, reads and decodes what arrived.
+    /// Output is not flushed here; the worker queues its sends first and then calls
+    /// [`Conn::flush`].
+    pub fn on_ready(
+        &mut self,
+        readable: bool,
+        buf: &mut [u8],
+        handler: &mut impl Handler,
+    ) -> Progress {
+        if self.phase == Phase::Connecting {
+            match self.stream.take_error() {
+                Ok(Some(e)) | Err(e) => return Progress::Finished(Some(connect_error(&e))),
+                Ok(None) => {}
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.phase = Phase::Handshaking,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
+                Err(e) => return Progress::Finished(Some(connect_error(&e))),
+            }
+        }
+        let was_handshaking = self.phase == Phase::Handshaking;
+        while readable {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    // The close echo (or anything else queued), on a best-effort basis.
+                    let _ = self.flush();
+                    return Progress::Finished(self.end_of_stream());
+                }
+                Ok(n) => {
+                    let at = Instant::now();
+                    if let Err(kind) = self.consume(&mut buf[..n], handler, at) {
+                        return Progress::Finished(Some(kind));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Progress::Finished(self.read_error(&e)),
+            }
+        }
+        if was_handshaking && self.phase != Phase::Handshaking {
+            Progress::Opened
+        } else {
+            Progress::Pending
+        }
+    }
+
+    /// Feeds received bytes to the handshake check or the session.
+    fn consume(
+        &mut self,
+        input: &mut [u8],
+        handler: &mut impl Handler,
+        at: Instant,
+    ) -> Result<(), ErrorKind> {
+        if self.phase == Phase::Handshaking {
+            self.response.extend_from_slice(input);
+            match check_response(&self.response, &self.key) {
+                Ok(Status::Partial) if self.response.len() > MAX_RESPONSE_BYTES => {
+                    return Err(ErrorKind::HandshakeFailed)
+                }
+                Ok(Status::Partial) => return Ok(()),
+                Err(ResponseError::Malformed | ResponseError::Status(_))
+                | Err(ResponseError::BadAccept) => return Err(ErrorKind::HandshakeFailed),
+                Ok(Status::Complete(len)) => {
+                    self.phase = Phase::Open;
+                    // Frames the server sent right behind its answer.
+                    let mut rest = std::mem::take(&mut self.response);
+                    self.frames(&mut rest[len..], handler, at);
+                }
+            }
+            return Ok(());
+        }
+        self.frames(input, handler, at);
+        Ok(())
+    }
+
+    /// Decodes every frame in `input`.
+    fn frames(&mut self, input: &mut [u8], handler: &mut impl Handler, at: Instant) {
+        let mut pos = 0;
+        while pos < input.len() {
+            let (consumed, event) = self.session.poll(&mut input[pos..], &mut self.out);
+            match event {
+                None => {}
+                Some(SessionEvent::Frame(Event::Text(text))) => {
+                    handler.message(&mut self.traffic, true, text.as_bytes(), at)
+                }
+                Some(SessionEvent::Frame(Event::Binary(data))) => {
+                    handler.message(&mut self.traffic, false, &data, at)
+                }
+                Some(SessionEvent::Frame(Event::Pong(data))) => {
+                    handler.pong(&mut self.traffic, &data, at)
+                }
+                // The session has already queued the pong.
+                Some(SessionEvent::Frame(Event::Ping(_))) => {}
+                Some(SessionEvent::Frame(Event::Close(code, _))) => {
+                    self.close_received = true;
+                    if self.closing_since.is_none() {
+                        // The server closed first: an error unless we asked for it.
+                        self.close_reason = Some(match code {
+                            Some(code) => ErrorKind::ClosedWithCode(code.0),
+                            None => ErrorKind::ClosedWithoutCode,
+                        });
+                        self.closing_since = Some(at);
+                    }
+                    self.phase = Phase::Closing;
+                }
+                // Compression was never offered, so a compressed frame is a protocol error
+                // the receiver reports before this; kept for completeness of the match.
+                Some(SessionEvent::Frame(Event::Compressed { .. })) => {
+                    self.fail(ErrorKind::ProtocolError, at)
+                }
+                Some(SessionEvent::Failed(_)) => self.fail(ErrorKind::ProtocolError, at),
+            }
+            pos += consumed;
+        }
+    }
+
+    fn fail(&mut self, kind: ErrorKind, at: Instant) {
+        self.close_reason = Some(kind);
+        self.closing_since.get_or_insert(at);
+        self.phase = Phase::Closing;
+    }
+
+    /// The server ended the TCP connection.
+    fn end_of_stream(&self) -> Option<ErrorKind> {
+        match self.phase {
+            Phase::Connecting | Phase::Handshaking => Some(ErrorKind::HandshakeFailed),
+            Phase::Open => Some(ErrorKind::Dropped),
+            Phase::Closing if self.close_received => self.close_reason,
+            Phase::Closing => Some(self.close_reason.unwrap_or(ErrorKind::Dropped)),
+        }
+    }
+
+    fn read_error(&self, e: &io::Error) -> Option<ErrorKind> {
+        match e.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => self.end_of_stream(),
+            _ => Some(ErrorKind::Io),
+        }
+    }
+
+    /// Queues a data message; false when the connection is not open.
+    pub fn send(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
+        self.phase == Phase::Open && self.session.send(&mut self.out, opcode, payload).is_ok()
+    }
+
+    /// Queues a ping; false when the connection is not open.
+    pub fn ping(&mut self, payload: &[u8]) -> bool {
+        self.phase == Phase::Open
+            && self
+                .session
+                .send(&mut self.out, OpCode::Ping, payload)
+                .is_ok()
+    }
+
+    /// Starts the closing handshake with 1000 (normal closure).
+    pub fn close(&mut self, at: Instant) {
+        if self.phase == Phase::Open {
+            // Only fails when a close was already sent, which phase Open rules out.
+            let _ = self
+                .session
+                .close(&mut self.out, CloseCode::NORMAL, "load test done");
+            self.phase = Phase::Closing;
+            self.closing_since = Some(at);
+        }
+    }
+
+    /// Writes queued output until done or the socket is full (the rest goes out on the next
+    /// writable event). `Err` ends the connection.
+    pub fn flush(&mut self) -> Result<(), Option<ErrorKind>> {
+        if self.phase == Phase::Connecting {
+            return Ok(());
+        }
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.read_error(&e)),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(())
+    }
+}
+
+/// Lets the kernel pick the source port at connect time, by the whole 4-tuple, instead of at
+/// bind time, when any port bound to the address is taken for every destination
+/// (IP_BIND_ADDRESS_NO_PORT). Best effort: without it only fewer connections fit.
+fn defer_port_choice(socket: &Socket) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, and a pointer to an int of the size given.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Classifies a failed connect.
+pub fn connect_error(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::Refused,
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::ConnectFailed,
+    }
+}

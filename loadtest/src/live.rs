@@ -1,0 +1,58 @@
+//! The live line: once a second, what every worker reported, merged.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::stats::new_histogram;
+use crate::units::{format_count, format_micros};
+use crate::worker::Tick;
+
+/// The latest figures of each worker and the latencies seen so far.
+pub struct Live {
+    latest: Vec<Option<Tick>>,
+    so_far: Histogram<u64>,
+    last_received: u64,
+}
+
+impl Live {
+    pub fn new(threads: usize) -> Live {
+        Live {
+            latest: (0..threads).map(|_| None).collect(),
+            so_far: new_histogram(),
+            last_received: 0,
+        }
+    }
+
+    /// Takes in one worker's tick.
+    pub fn update(&mut self, tick: Tick) {
+        // Both histograms auto-resize, so adding cannot fail.
+        let _ = self.so_far.add(&tick.latency);
+        let thread = tick.thread;
+        self.latest[thread] = Some(tick);
+    }
+
+    /// The line for second `elapsed`, given `period` since the previous line.
+    pub fn line(&mut self, elapsed: Duration, period: Duration) -> String {
+        let ticks = self.latest.iter().flatten();
+        let (open, received, errors) = ticks.fold((0, 0, 0), |(o, r, e), t| {
+            (o + t.open, r + t.received, e + t.errors)
+        });
+        let rate = (received - self.last_received.min(received)) as f64 / period.as_secs_f64();
+        self.last_received = received;
+        let latency = if self.so_far.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "p50 {} p99 {}",
+                format_micros(self.so_far.value_at_quantile(0.5)),
+                format_micros(self.so_far.value_at_quantile(0.99))
+            )
+        };
+        format!(
+            "[{:>4.0}s] open {open}  {} msg/s  errors {errors}  {latency} so far",
+            elapsed.as_secs_f64(),
+            format_count(rate)
+        )
+    }
+}

@@ -1,0 +1,195 @@
+//! A latency-by-percentile chart as hand-written SVG, laid out like HdrHistogram's plotter:
+//! the horizontal axis is the percentile on a log scale of `1/(1 - percentile)`, so 90%,
+//! 99%, 99.9%... are evenly spaced and the tail gets as much room as the median.
+
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+
+use crate::hgrm::TICKS_PER_HALF_DISTANCE;
+
+const WIDTH: f64 = 800.0;
+const HEIGHT: f64 = 480.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 30.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 60.0;
+const COLORS: [&str; 3] = ["#1f77b4", "#d62728", "#2ca02c"];
+
+/// Draws one line per `(label, histogram)` (microseconds) under `title`.
+pub fn svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
+    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(label, h)| (*label, points(h)))
+        .collect();
+    // Nines shown: at least to 99.99%, more if the data reaches further.
+    let nines = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
+        .fold(4.0f64, f64::max)
+        .ceil();
+    let top_value = series
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max);
+    let (unit, divisor) = if top_value >= 10_000.0 {
+        ("ms", 1000.0)
+    } else {
+        ("us", 1.0)
+    };
+    let y_max = nice_ceiling(top_value / divisor);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let x = |nines_x: f64| LEFT + nines_x / nines * plot_w;
+    let y = |value: f64| TOP + plot_h - value / divisor / y_max * plot_h;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="25" text-anchor="middle" font-size="15">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
+    // Vertical grid: one line per nine.
+    for n in 0..=nines as u32 {
+        let px = x(f64::from(n));
+        let _ = writeln!(
+            out,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            TOP + plot_h,
+            TOP + plot_h + 18.0,
+            percentile_label(n)
+        );
+    }
+    // Horizontal grid: five steps.
+    for step in 0..=5 {
+        let value = y_max * f64::from(step) / 5.0;
+        let py = y(value * divisor);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            LEFT + plot_w,
+            LEFT - 8.0,
+            py + 4.0,
+            trim_number(value)
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">Percentile</text>"#,
+        LEFT + plot_w / 2.0,
+        HEIGHT - 15.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text transform="translate(20 {:.1}) rotate(-90)" text-anchor="middle">Latency ({unit})</text>"#,
+        TOP + plot_h / 2.0
+    );
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(nx, v)| format!("{:.1},{:.1}", x(nx.min(nines)), y(v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        let ly = TOP + 18.0 * (i as f64 + 1.0);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            LEFT + 12.0,
+            LEFT + 36.0,
+            LEFT + 42.0,
+            ly + 4.0,
+            escape(label)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// `(nines, value)` pairs: `nines = log10(1 / (1 - percentile))`. The 100% point, at
+/// infinity, is drawn at the last percentile step's position.
+fn points(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    for step in histogram.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
+        let q = step.quantile_iterated_to();
+        let value = step.value_iterated_to() as f64;
+        let nx = if q < 1.0 {
+            (1.0 / (1.0 - q)).log10()
+        } else {
+            pts.last().map_or(0.0, |p| p.0)
+        };
+        pts.push((nx, value));
+    }
+    pts
+}
+
+fn percentile_label(nines: u32) -> String {
+    match nines {
+        0 => "0%".into(),
+        1 => "90%".into(),
+        n => format!("99.{}%", "9".repeat(n as usize - 2)).replace("99.%", "99%"),
+    }
+}
+
+/// The smallest 1, 2 or 5 times a power of ten at or above `value`.
+fn nice_ceiling(value: f64) -> f64 {
+    let magnitude = 10f64.powf(value.max(1e-9).log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|&nice| nice >= value)
+        .unwrap_or(10.0 * magnitude)
+}
+
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    #[test]
+    fn labels_and_scales() {
+        let labels: Vec<String> = (0..5).map(percentile_label).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
+        assert_eq!(nice_ceiling(730.0), 1000.0);
+        assert_eq!(nice_ceiling(120.0), 200.0);
+        assert_eq!(nice_ceiling(5.0), 5.0);
+    }
+
+    #[test]
+    fn draws_every_series_with_a_log_percentile_axis() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..=100_000u64 {
+            a.record(v % 500 + 20).unwrap();
+            b.record(v % 900 + 20).unwrap();
+        }
+        let svg = svg("echo <test>", &[("corrected", &a), ("uncorrected", &b)]);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("99.999%"), "100k samples reach five nines");
+        assert!(svg.contains("echo &lt;test&gt;"));
+        assert!(svg.contains("Latency (us)"));
+    }
+}

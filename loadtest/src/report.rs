@@ -1,0 +1,321 @@
+//! The final report: every figure in one serializable struct, printed for people and written
+//! as JSON, .hgrm and SVG on request.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::cli::{ModeKind, Plan};
+use crate::stats::{ErrorKind, Percentiles, Stats};
+use crate::units::{format_bytes, format_count, format_micros};
+
+/// Everything a run measured. Latencies are in microseconds, rates per second.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    pub url: String,
+    pub connections: u64,
+    pub threads: usize,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    /// The measured window: sending time minus warm-up.
+    pub window_s: f64,
+    pub size: usize,
+    pub text: bool,
+    pub depth: usize,
+    pub rate: Option<f64>,
+    pub open_loop: bool,
+    pub open_file_limit: u64,
+    pub connections_attempted: u64,
+    pub connections_opened: u64,
+    /// Closed-loop modes: sent and received over the whole run (warm-up and drain included).
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    /// Messages received per second in the window (echoes, or deliveries in broadcast).
+    pub messages_per_sec: f64,
+    /// Payload bytes received per second in the window (the same amount was sent).
+    pub bytes_per_sec: f64,
+    pub payload_mismatches: u64,
+    /// Open loop: messages due before the end that never left.
+    pub behind_schedule: u64,
+    pub latency_us: Option<Percentiles>,
+    /// Open loop: latency measured from the actual send, hiding the server's stalls.
+    pub latency_uncorrected_us: Option<Percentiles>,
+    /// Open loop and publishing: how late messages left against their schedule.
+    pub send_lag_us: Option<Percentiles>,
+    pub handshake_us: Option<Percentiles>,
+    /// Connect mode: successful handshakes per second over the ramp.
+    pub handshakes_per_sec: Option<f64>,
+    /// Broadcast: messages published and deliveries received.
+    pub published: Option<u64>,
+    pub deliveries: Option<u64>,
+    pub deliveries_per_sec: Option<f64>,
+    /// Idle mode.
+    pub idle: Option<IdleFigures>,
+    pub errors: BTreeMap<String, u64>,
+    pub errors_total: u64,
+    pub generator: Generator,
+}
+
+/// Idle mode's memory and liveness figures.
+#[derive(Debug, Serialize)]
+pub struct IdleFigures {
+    pub pings: u64,
+    pub pongs: u64,
+    pub alive_at_end: u64,
+    pub server_pid: Option<u32>,
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
+    pub bytes_per_connection: Option<f64>,
+}
+
+/// The generator's own cost, to tell when it, not the server, is the bottleneck.
+#[derive(Debug, Serialize)]
+pub struct Generator {
+    pub elapsed_s: f64,
+    pub cpu_user_s: f64,
+    pub cpu_system_s: f64,
+    /// CPU time over elapsed time: 1.0 is one core kept busy.
+    pub cores_busy: f64,
+}
+
+/// Inputs to the report beyond the merged statistics.
+pub struct Context {
+    pub open_file_limit: u64,
+    pub elapsed: Duration,
+    pub cpu: (Duration, Duration),
+    pub server_pid: Option<u32>,
+    pub rss: (Option<u64>, Option<u64>),
+}
+
+impl Report {
+    pub fn new(plan: &Plan, stats: &Stats, ctx: &Context) -> Report {
+        let mode = plan.mode;
+        let sends = mode.sends_messages();
+        let window = stats.sending_time.saturating_sub(plan.warmup);
+        let window_s = window.as_secs_f64();
+        let per_sec = |count: u64| {
+            if window_s > 0.0 {
+                count as f64 / window_s
+            } else {
+                0.0
+            }
+        };
+        let open_loop = mode == ModeKind::Latency && plan.rate.is_some();
+        let percentiles = |h: &Histogram<u64>| (!h.is_empty()).then(|| Percentiles::of(h));
+        let elapsed = ctx.elapsed.as_secs_f64();
+        let (user, system) = ctx.cpu;
+        let idle = (mode == ModeKind::Idle).then(|| {
+            let opened = stats.opened;
+            let per_conn = match ctx.rss {
+                (Some(before), Some(after)) if opened > 0 => {
+                    Some((after as f64 - before as f64) / opened as f64)
+                }
+                _ => None,
+            };
+            IdleFigures {
+                pings: stats.pings,
+                pongs: stats.pongs,
+                alive_at_end: stats.alive_at_end,
+                server_pid: ctx.server_pid,
+                rss_before_bytes: ctx.rss.0,
+                rss_after_bytes: ctx.rss.1,
+                bytes_per_connection: per_conn,
+            }
+        });
+        let broadcast = mode == ModeKind::Broadcast;
+        Report {
+            mode: mode.name(),
+            url: format!("ws://{}{}", plan.target.host, plan.target.path),
+            connections: plan.connections,
+            threads: plan.threads,
+            duration_s: plan.duration.as_secs_f64(),
+            warmup_s: plan.warmup.as_secs_f64(),
+            window_s,
+            size: plan.size,
+            text: plan.text,
+            depth: plan.depth,
+            rate: plan.rate,
+            open_loop,
+            open_file_limit: ctx.open_file_limit,
+            connections_attempted: stats.attempted,
+            connections_opened: stats.opened,
+            messages_sent: stats.sent,
+            messages_received: stats.received,
+            messages_per_sec: per_sec(stats.window_messages),
+            bytes_per_sec: per_sec(stats.window_bytes),
+            payload_mismatches: stats
+                .errors
+                .get(&ErrorKind::PayloadMismatch)
+                .copied()
+                .unwrap_or(0),
+            behind_schedule: stats.behind_schedule,
+            latency_us: sends.then(|| percentiles(&stats.latency)).flatten(),
+            latency_uncorrected_us: open_loop
+                .then(|| percentiles(&stats.latency_uncorrected))
+                .flatten(),
+            send_lag_us: (open_loop || broadcast)
+                .then(|| percentiles(&stats.send_lag))
+                .flatten(),
+            handshake_us: percentiles(&stats.handshake),
+            // Connect mode's "sending time" is the ramp: until every handshake had ended.
+            handshakes_per_sec: (mode == ModeKind::Connect && !stats.sending_time.is_zero())
+                .then(|| stats.opened as f64 / stats.sending_time.as_secs_f64()),
+            published: broadcast.then_some(stats.published),
+            deliveries: broadcast.then_some(stats.received),
+            deliveries_per_sec: broadcast.then(|| per_sec(stats.window_messages)),
+            idle,
+            errors: stats
+                .errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors_total: stats.error_count(),
+            generator: Generator {
+                elapsed_s: elapsed,
+                cpu_user_s: user.as_secs_f64(),
+                cpu_system_s: system.as_secs_f64(),
+                cores_busy: if elapsed > 0.0 {
+                    (user + system).as_secs_f64() / elapsed
+                } else {
+                    0.0
+                },
+            },
+        }
+    }
+
+    /// The report for people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "wsloop-load {} {}: {} connections, {} thread{}",
+            self.mode,
+            self.url,
+            self.connections,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" }
+        );
+        if matches!(self.mode, "echo" | "latency" | "broadcast") {
+            let kind = if self.text { "text" } else { "binary" };
+            let _ = write!(out, ", {} {kind}", format_bytes(self.size as f64));
+            if self.mode != "broadcast" {
+                let _ = write!(out, ", depth {}", self.depth);
+            }
+            if let Some(rate) = self.rate {
+                let _ = write!(out, ", {}/s", format_count(rate));
+            }
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "  connections   {} opened of {} attempted (open-file limit {})",
+            self.connections_opened, self.connections_attempted, self.open_file_limit
+        );
+        if let Some(h) = &self.handshake_us {
+            let _ = writeln!(out, "  handshake     {}", percentile_line(h));
+        }
+        if let Some(rate) = self.handshakes_per_sec {
+            let _ = writeln!(out, "  handshakes/s  {}", format_count(rate));
+        }
+        if matches!(self.mode, "echo" | "latency") {
+            let _ = writeln!(
+                out,
+                "  messages      {} sent, {} echoed, {} mismatched",
+                self.messages_sent, self.messages_received, self.payload_mismatches
+            );
+            let _ = writeln!(
+                out,
+                "  throughput    {} msg/s, {}/s payload each way, over {:.1} s after {:.1} s warm-up",
+                format_count(self.messages_per_sec),
+                format_bytes(self.bytes_per_sec),
+                self.window_s,
+                self.warmup_s
+            );
+        }
+        if let (Some(published), Some(deliveries), Some(rate)) =
+            (self.published, self.deliveries, self.deliveries_per_sec)
+        {
+            let _ = writeln!(
+                out,
+                "  broadcast     {published} published, {deliveries} delivered, {} deliveries/s, {} mismatched",
+                format_count(rate),
+                self.payload_mismatches
+            );
+        }
+        if let Some(h) = &self.latency_us {
+            let label = match self.mode {
+                "broadcast" => "delivery",
+                _ if self.open_loop => "latency (CO)",
+                _ => "latency",
+            };
+            let _ = writeln!(out, "  {label:<13} {}", percentile_line(h));
+        }
+        if let Some(h) = &self.latency_uncorrected_us {
+            let _ = writeln!(out, "  uncorrected   {}", percentile_line(h));
+        }
+        if let Some(h) = &self.send_lag_us {
+            let _ = writeln!(out, "  send lag      {}", percentile_line(h));
+        }
+        if self.behind_schedule > 0 {
+            let _ = writeln!(
+                out,
+                "  behind        {} scheduled messages never left (every slot held by the server)",
+                self.behind_schedule
+            );
+        }
+        if let Some(idle) = &self.idle {
+            let _ = writeln!(
+                out,
+                "  alive         {} of {} answered the final ping ({} pings, {} pongs)",
+                idle.alive_at_end, self.connections_opened, idle.pings, idle.pongs
+            );
+            if let (Some(before), Some(after)) = (idle.rss_before_bytes, idle.rss_after_bytes) {
+                let _ = writeln!(
+                    out,
+                    "  server RSS    {} before, {} after: {} per connection",
+                    format_bytes(before as f64),
+                    format_bytes(after as f64),
+                    idle.bytes_per_connection.map_or("-".into(), format_bytes)
+                );
+            }
+        }
+        let errors = if self.errors.is_empty() {
+            "none".to_string()
+        } else {
+            let parts: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            parts.join(", ")
+        };
+        let _ = writeln!(out, "  errors        {errors}");
+        let _ = writeln!(
+            out,
+            "  generator     {:.2} cores busy (user {:.1} s, system {:.1} s over {:.1} s)",
+            self.generator.cores_busy,
+            self.generator.cpu_user_s,
+            self.generator.cpu_system_s,
+            self.generator.elapsed_s
+        );
+        out
+    }
+}
+
+/// `p50 45us  p90 ...  max 1.2ms` for one histogram.
+pub fn percentile_line(p: &Percentiles) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (n={})",
+        format_micros(p.p50),
+        format_micros(p.p90),
+        format_micros(p.p99),
+        format_micros(p.p99_9),
+        format_micros(p.p99_99),
+        format_micros(p.max),
+        p.count
+    )
+}

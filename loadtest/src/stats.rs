@@ -1,0 +1,224 @@
+//! What one worker thread measured; merged across threads into the run's figures.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Why a connection or a message failed, as the report groups them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// The server refused the TCP connection (nothing listening, or its backlog full).
+    Refused,
+    /// Any other failure to connect (no route, no ports left, no file descriptors).
+    ConnectFailed,
+    /// The server's HTTP answer was not an acceptable `101` with the right accept key.
+    HandshakeFailed,
+    /// The server closed the connection with this close code.
+    ClosedWithCode(u16),
+    /// The server sent a close frame without a code.
+    ClosedWithoutCode,
+    /// The TCP connection ended (EOF or reset) without a closing handshake.
+    Dropped,
+    /// An echoed or delivered payload was not the one expected.
+    PayloadMismatch,
+    /// No answer within `--timeout` (connect, handshake, echo or pong).
+    Timeout,
+    /// The server broke RFC 6455.
+    ProtocolError,
+    /// Any other socket error.
+    Io,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Refused => f.write_str("refused"),
+            ErrorKind::ConnectFailed => f.write_str("connect_failed"),
+            ErrorKind::HandshakeFailed => f.write_str("handshake_failed"),
+            ErrorKind::ClosedWithCode(code) => write!(f, "closed_with_code_{code}"),
+            ErrorKind::ClosedWithoutCode => f.write_str("closed_without_code"),
+            ErrorKind::Dropped => f.write_str("dropped"),
+            ErrorKind::PayloadMismatch => f.write_str("payload_mismatch"),
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::ProtocolError => f.write_str("protocol_error"),
+            ErrorKind::Io => f.write_str("io_error"),
+        }
+    }
+}
+
+/// A histogram of microseconds from 1 us up, growing as needed, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut histogram =
+        Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid");
+    histogram.auto(true);
+    histogram
+}
+
+/// Records `elapsed` in microseconds (at least 1, the histogram's lowest value).
+pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
+    let micros = (elapsed.as_micros() as u64).max(1);
+    // With auto-resize on, recording only fails for values beyond u64 range.
+    let _ = histogram.record(micros);
+}
+
+/// Everything one worker counted.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Round-trip (echo, latency) or delivery (broadcast) latency; in open loop, measured
+    /// from each message's intended send time.
+    pub latency: Histogram<u64>,
+    /// Open loop only: the same messages measured from when they actually left.
+    pub latency_uncorrected: Histogram<u64>,
+    /// Open loop only: how late each message left against its schedule (the generator's own
+    /// lag, or a full send window).
+    pub send_lag: Histogram<u64>,
+    /// From the start of the TCP connect to a checked `101` answer.
+    pub handshake: Histogram<u64>,
+    /// Data messages sent (all of them, warm-up included).
+    pub sent: u64,
+    /// Data messages received (echoes or deliveries), warm-up included.
+    pub received: u64,
+    /// Messages received inside the measured window.
+    pub window_messages: u64,
+    /// Payload bytes received inside the measured window.
+    pub window_bytes: u64,
+    /// Broadcast: messages this worker's publishers sent.
+    pub published: u64,
+    /// Open loop: messages due before the end that never left (the server held every slot).
+    pub behind_schedule: u64,
+    /// Connections attempted, and those whose handshake succeeded.
+    pub attempted: u64,
+    pub opened: u64,
+    /// Pings sent and pongs matched (idle mode).
+    pub pings: u64,
+    pub pongs: u64,
+    /// Idle mode: connections that answered the final ping.
+    pub alive_at_end: u64,
+    /// How long after the start sending stopped (the end of the measured window).
+    pub sending_time: Duration,
+    /// Errors by kind.
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats {
+            latency: new_histogram(),
+            latency_uncorrected: new_histogram(),
+            send_lag: new_histogram(),
+            handshake: new_histogram(),
+            sent: 0,
+            received: 0,
+            window_messages: 0,
+            window_bytes: 0,
+            published: 0,
+            behind_schedule: 0,
+            attempted: 0,
+            opened: 0,
+            pings: 0,
+            pongs: 0,
+            alive_at_end: 0,
+            sending_time: Duration::ZERO,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    pub fn error(&mut self, kind: ErrorKind) {
+        *self.errors.entry(kind).or_insert(0) += 1;
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Adds another worker's figures to these.
+    pub fn merge(&mut self, other: &Stats) {
+        let add = |into: &mut Histogram<u64>, from: &Histogram<u64>| {
+            into.add(from)
+                .expect("auto-resizing histograms accept any values");
+        };
+        add(&mut self.latency, &other.latency);
+        add(&mut self.latency_uncorrected, &other.latency_uncorrected);
+        add(&mut self.send_lag, &other.send_lag);
+        add(&mut self.handshake, &other.handshake);
+        self.sent += other.sent;
+        self.received += other.received;
+        self.window_messages += other.window_messages;
+        self.window_bytes += other.window_bytes;
+        self.published += other.published;
+        self.behind_schedule += other.behind_schedule;
+        self.attempted += other.attempted;
+        self.opened += other.opened;
+        self.pings += other.pings;
+        self.pongs += other.pongs;
+        self.alive_at_end += other.alive_at_end;
+        self.sending_time = self.sending_time.max(other.sending_time);
+        for (kind, count) in &other.errors {
+            *self.errors.entry(*kind).or_insert(0) += count;
+        }
+    }
+}
+
+/// The percentiles every report shows, in microseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub p99_99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+        let q = |quantile| histogram.value_at_quantile(quantile);
+        Percentiles {
+            count: histogram.len(),
+            min: histogram.min(),
+            mean: (histogram.mean() * 10.0).round() / 10.0,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            p99_99: q(0.9999),
+            max: histogram.max(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_adds_counts_histograms_and_errors() {
+        let mut a = Stats::new();
+        let mut b = Stats::new();
+        for v in 1..=100 {
+            record(&mut a.latency, Duration::from_micros(v));
+        }
+        record(&mut b.latency, Duration::from_secs(120)); // beyond the initial bound
+        a.error(ErrorKind::Timeout);
+        b.error(ErrorKind::Timeout);
+        b.error(ErrorKind::ClosedWithCode(1011));
+        b.sent = 7;
+        a.merge(&b);
+        let p = Percentiles::of(&a.latency);
+        assert_eq!((p.count, p.p50), (101, 51));
+        assert!(p.max >= 119_000_000, "{}", p.max);
+        assert_eq!(a.errors[&ErrorKind::Timeout], 2);
+        assert_eq!(a.error_count(), 3);
+        assert_eq!(a.sent, 7);
+        assert_eq!(
+            ErrorKind::ClosedWithCode(1011).to_string(),
+            "closed_with_code_1011"
+        );
+    }
+}

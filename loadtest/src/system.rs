@@ -1,0 +1,99 @@
+//! What the operating system can tell or give the generator: the open-file limit, CPU time
+//! used, and another process's resident memory.
+
+use std::time::Duration;
+
+/// File descriptors kept back from the connection budget (stdio, epoll, report files).
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the open-file soft limit to the hard limit (each connection is one descriptor) and
+/// returns the new soft limit.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit; the kernel only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        limit.rlim_cur = limit.rlim_max;
+    }
+    Ok(limit.rlim_cur as u64)
+}
+
+/// How many connections an open-file limit leaves room for.
+pub fn connection_budget(open_file_limit: u64) -> u64 {
+    open_file_limit.saturating_sub(RESERVED_FDS)
+}
+
+/// CPU time this process has used, user and system.
+pub fn cpu_time() -> (Duration, Duration) {
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid and writable; RUSAGE_SELF cannot fail with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (time(usage.ru_utime), time(usage.ru_stime))
+}
+
+/// The resident set size of process `pid` in bytes, from `VmRSS` in `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_vm_rss(&status).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no VmRSS line in /proc/{pid}/status"),
+        )
+    })
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut fields = line["VmRSS:".len()..].split_whitespace();
+    let kib: u64 = fields.next()?.parse().ok()?;
+    (fields.next()? == "kB").then_some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_rss() {
+        let status = "Name:\twsloop\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads:\t1\n";
+        assert_eq!(parse_vm_rss(status), Some(4321 * 1024));
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+        let own = rss_bytes(std::process::id()).unwrap();
+        assert!(own > 100 * 1024, "{own}");
+    }
+
+    #[test]
+    fn limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_file_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(
+            (soft, limit.rlim_cur),
+            (limit.rlim_max as u64, limit.rlim_max)
+        );
+    }
+}
