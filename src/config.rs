@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::proto::deflate::DeflateConfig;
+
 /// Everything the server can be told. Every limit bounds memory or time that a client could
 /// otherwise make the server spend.
 ///
@@ -44,6 +46,8 @@ pub struct Config {
     pub max_reads_per_wakeup: usize,
     /// Answer pings with pongs automatically (the handler still sees them).
     pub auto_pong: bool,
+    /// permessage-deflate (RFC 7692), offered by every browser; `None` declines it.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             read_buffer_size: 256 << 10,
             max_reads_per_wakeup: 8,
             auto_pong: true,
+            deflate: None,
         }
     }
 }

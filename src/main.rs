@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use wsloop::proto::deflate::DeflateConfig;
 use wsloop::units::{parse_duration, parse_size};
 use wsloop::{Config, Echo, Server};
 
@@ -39,6 +40,22 @@ struct Args {
     /// Time allowed for the peer to answer a close frame.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     close_timeout: Duration,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
+    #[arg(long)]
+    deflate: bool,
+    /// Messages shorter than this are sent uncompressed.
+    #[arg(long, default_value = "64", value_parser = parse_size, requires = "deflate")]
+    deflate_threshold: usize,
+    /// zlib compression level, 0-9 (1 is fast and close to 6 on small messages).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9), requires = "deflate")]
+    deflate_level: u32,
+    /// Keep no compression context between messages, either way: no per-connection window is
+    /// held while a connection is idle, at some cost in ratio.
+    #[arg(long, requires = "deflate")]
+    deflate_no_context_takeover: bool,
+    /// Largest LZ77 window (server_max_window_bits and client_max_window_bits), 8-15.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), requires = "deflate")]
+    deflate_window_bits: u8,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info", value_parser = parse_level)]
     log_level: log::LevelFilter,
@@ -56,6 +73,14 @@ impl Args {
             handshake_timeout: self.handshake_timeout,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             close_timeout: self.close_timeout,
+            deflate: self.deflate.then(|| DeflateConfig {
+                server_no_context_takeover: self.deflate_no_context_takeover,
+                client_no_context_takeover: self.deflate_no_context_takeover,
+                server_max_window_bits: self.deflate_window_bits,
+                client_max_window_bits: self.deflate_window_bits,
+                threshold: self.deflate_threshold,
+                level: self.deflate_level,
+            }),
             ..Config::default()
         }
     }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use super::close::CloseCode;
 use super::encode::{encode_close, FrameSpec};
 use super::error::ProtocolError;
-use super::frame::{OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use super::frame::{OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use super::receiver::{Decoded, Event, Receiver, Role};
 
 /// The browser's `WebSocket.readyState`.
@@ -137,13 +137,9 @@ impl Session {
                 (consumed, event)
             }
             Err(err) => {
-                self.failed = true;
                 // "_Fail the WebSocket Connection_ ... the endpoint MAY send a Close frame"
                 // (section 7.1.7); sending one with the reason tells the peer what went wrong.
-                if !self.close_sent {
-                    self.close_sent = true;
-                    encode_close(out, Some(err.close_code()), err.reason(), self.mask());
-                }
+                self.fail(out, err);
                 (all, Some(SessionEvent::Failed(err)))
             }
         }
@@ -184,11 +180,13 @@ impl Session {
     }
 
     /// The header of a frame the caller writes itself (header and payload in one vectored
-    /// write). Server role only: a client must mask the payload too.
+    /// write). `compressed` sets RSV1, for a message compressed with permessage-deflate.
+    /// Server role only: a client must mask the payload too.
     pub fn header(
         &self,
         opcode: OpCode,
         len: usize,
+        compressed: bool,
     ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
         debug_assert_eq!(
             self.role,
@@ -196,7 +194,22 @@ impl Session {
             "a client must mask the payload as well"
         );
         self.check_sendable(opcode, len)?;
-        Ok(self.spec(opcode).header(len))
+        let spec = FrameSpec {
+            rsv: if compressed { RSV1 } else { 0 },
+            ..self.spec(opcode)
+        };
+        Ok(spec.header(len))
+    }
+
+    /// Fails the connection for an error found outside the receiver (a compressed message
+    /// that does not inflate): queues the close frame and stops reading, as for any
+    /// protocol error.
+    pub fn fail(&mut self, out: &mut Vec<u8>, err: ProtocolError) {
+        self.failed = true;
+        if !self.close_sent {
+            self.close_sent = true;
+            encode_close(out, Some(err.close_code()), err.reason(), self.mask());
+        }
     }
 
     fn check_sendable(&self, opcode: OpCode, len: usize) -> Result<(), SendError> {

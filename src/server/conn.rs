@@ -4,6 +4,7 @@ use mio::net::TcpStream;
 
 use super::outbound::OutQueue;
 use super::timers::Deadline;
+use crate::proto::deflate::PerMessageDeflate;
 use crate::proto::{ReadyState, Session};
 
 /// Where a connection is in its life.
@@ -28,6 +29,8 @@ pub(crate) struct Conn {
     pub(crate) stage: Stage,
     pub(crate) out: OutQueue,
     pub(crate) deadline: Deadline,
+    /// permessage-deflate state when negotiated; boxed so connections without it stay small.
+    pub(crate) deflate: Option<Box<PerMessageDeflate>>,
     /// `on_open` was called, so `on_close` is owed exactly once.
     pub(crate) opened: bool,
     /// `on_close` was called.
@@ -62,6 +65,7 @@ impl Conn {
             },
             out: OutQueue::default(),
             deadline: Deadline::default(),
+            deflate: None,
             opened: false,
             close_reported: false,
             read_paused: false,

@@ -20,6 +20,9 @@ use crate::Config;
 /// connection's queue and go out in one write per connection per loop turn.
 const DIRECT_WRITE_MIN: usize = 16 << 10;
 
+/// The compression buffer is freed after a message that made it larger than this.
+const COMPRESSED_CAPACITY_MAX: usize = 1 << 20;
+
 /// How a send went; see [`Context::send`](super::Context::send).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendStatus {
@@ -50,6 +53,8 @@ pub(crate) struct Core {
     pub(crate) drained: Vec<ConnId>,
     pub(crate) now: Millis,
     next_generation: u32,
+    /// Where outgoing messages are compressed before framing.
+    compressed: Vec<u8>,
 }
 
 impl Core {
@@ -66,6 +71,7 @@ impl Core {
             drained: Vec::new(),
             now: 0,
             next_generation: 0,
+            compressed: Vec::new(),
         }
     }
 
@@ -158,7 +164,22 @@ impl Core {
         let Stage::Open(session) = &mut conn.stage else {
             return Err(SendError::NotOpen);
         };
-        let (header, header_len) = session.header(opcode, payload.len())?;
+        // "An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames"
+        // (RFC 7692 section 6.1); small messages are not worth compressing.
+        let deflate = conn
+            .deflate
+            .as_mut()
+            .filter(|d| !opcode.is_control() && d.should_compress(payload.len()));
+        let compressed = deflate.is_some();
+        let payload = match deflate {
+            Some(deflate) => {
+                self.compressed.clear();
+                deflate.deflate(payload, &mut self.compressed);
+                &self.compressed[..]
+            }
+            None => payload,
+        };
+        let (header, header_len) = session.header(opcode, payload.len(), compressed)?;
         if conn.out.len() > max_buffered {
             return Ok(SendStatus::Dropped);
         }
@@ -177,6 +198,9 @@ impl Core {
             out.reserve(header_len + payload.len());
             out.extend_from_slice(&header[..header_len]);
             out.extend_from_slice(payload);
+        }
+        if self.compressed.capacity() > COMPRESSED_CAPACITY_MAX {
+            self.compressed = Vec::new();
         }
         let over = conn.out.len() > limit;
         if over {
@@ -236,7 +260,8 @@ impl Core {
         };
         conn.dirty = false;
         let empty = conn.out.flush(&mut conn.socket, &mut self.pool)?;
-        if empty != !conn.write_blocked {
+        // Interest changes only when the queue goes from empty to blocked or back.
+        if empty == conn.write_blocked {
             conn.write_blocked = !empty;
             let interest = if empty {
                 Interest::READABLE

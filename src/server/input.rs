@@ -8,9 +8,11 @@ use super::context::Context;
 use super::core::Core;
 use super::token::ConnId;
 use crate::handler::{Error, Handler, Message, Upgrade};
+use crate::proto::deflate::{negotiate, PerMessageDeflate};
 use crate::proto::handshake::{write_accept, write_response};
 use crate::proto::{
-    parse_request, CloseCode, Event, Parsed, Role, Session, SessionEvent, Status, MAX_HEADERS,
+    parse_request, CloseCode, Event, Parsed, ProtocolError, Role, Session, SessionEvent, Status,
+    MAX_HEADERS,
 };
 
 /// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
@@ -85,25 +87,32 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
         }
     };
     let (max_message_size, auto_pong) = (core.config.max_message_size, core.config.auto_pong);
+    // RFC 7692 section 5: accept the first offer the server supports, or none.
+    let deflate = core.config.deflate.as_ref().and_then(|config| {
+        let params = negotiate(request.extension_offers(), config)?;
+        let answer = params.to_string();
+        Some((answer, PerMessageDeflate::new(Role::Server, params, config)))
+    });
     let Some((conn, pool)) = core.conn_and_pool(id) else {
         return;
     };
     let mut session = Session::new(Role::Server, max_message_size);
     session.set_auto_pong(auto_pong);
+    session.receiver_mut().allow_compressed(deflate.is_some());
     write_accept(
         conn.out.writer(pool),
         request.key(),
         protocol.as_deref(),
-        None,
+        deflate.as_ref().map(|(answer, _)| answer.as_str()),
         &extra_headers,
     );
+    conn.deflate = deflate.map(|(_, state)| Box::new(state));
     conn.stage = Stage::Open(session);
     conn.opened = true;
     core.set_idle_deadline(id);
     core.mark_dirty(id);
     handler.on_open(&mut Context::new(core), id);
     // A client may send its first frames right behind the request.
-    drop(request);
     if len < bytes.len() {
         on_frames(core, handler, id, &mut bytes[len..]);
     }
@@ -136,7 +145,6 @@ fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &m
         // Protocol replies (pongs, close echoes) go straight into the send queue.
         let (used, event) = session.poll(&mut input[pos..], conn.out.raw_buf());
         let grew = conn.out.len() != queued;
-        let done = !session.wants_input();
         pos += used;
         if grew {
             core.mark_dirty(id);
@@ -144,9 +152,38 @@ fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &m
         if let Some(event) = event {
             deliver(core, handler, id, event);
         }
+        let done = core.get(id).is_some_and(|conn| match &conn.stage {
+            Stage::Open(session) => !session.wants_input(),
+            _ => false,
+        });
         if done {
             core.finish(id);
             return;
+        }
+    }
+}
+
+/// Inflates a compressed message (RFC 7692 section 7.2.2); a message that does not inflate,
+/// or inflates past the size limit, fails the connection.
+fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent<'static> {
+    let max_message_size = core.config.max_message_size;
+    let Some(conn) = core.get_mut(id) else {
+        return SessionEvent::Failed(ProtocolError::BadCompression);
+    };
+    let Stage::Open(session) = &mut conn.stage else {
+        return SessionEvent::Failed(ProtocolError::BadCompression);
+    };
+    // The receiver yields compressed messages only when deflate was negotiated.
+    let result = match conn.deflate.as_mut() {
+        Some(deflate) => deflate.inflate_message(text, data, max_message_size),
+        None => Err(ProtocolError::ReservedBits),
+    };
+    match result {
+        Ok(event) => SessionEvent::Frame(event),
+        Err(err) => {
+            session.fail(conn.out.raw_buf(), err);
+            core.mark_dirty(id);
+            SessionEvent::Failed(err)
         }
     }
 }
@@ -178,9 +215,9 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
                 &reason,
             );
         }
-        SessionEvent::Frame(Event::Compressed { .. }) => {
-            // Compression is not negotiated, so the receiver refuses RSV1 before this point.
-            unreachable!("compressed message without permessage-deflate")
+        SessionEvent::Frame(Event::Compressed { text, data }) => {
+            let event = inflate(core, id, text, &data);
+            deliver(core, handler, id, event);
         }
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
