@@ -161,22 +161,24 @@ impl Conn {
             }
         }
         let was_handshaking = self.phase == Phase::Handshaking;
-        while readable {
-            match self.stream.read(buf) {
-                Ok(0) => {
-                    // The close echo (or anything else queued), on a best-effort basis.
-                    let _ = self.flush();
-                    return Progress::Finished(self.end_of_stream());
-                }
-                Ok(n) => {
-                    let at = Instant::now();
-                    if let Err(kind) = self.consume(&mut buf[..n], handler, at) {
-                        return Progress::Finished(Some(kind));
+        if readable {
+            loop {
+                match self.stream.read(buf) {
+                    Ok(0) => {
+                        // The close echo (or anything else queued), on a best-effort basis.
+                        let _ = self.flush();
+                        return Progress::Finished(self.end_of_stream());
                     }
+                    Ok(n) => {
+                        let at = Instant::now();
+                        if let Err(kind) = self.consume(&mut buf[..n], handler, at) {
+                            return Progress::Finished(Some(kind));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Progress::Finished(self.read_error(&e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Progress::Finished(self.read_error(&e)),
             }
         }
         if was_handshaking && self.phase != Phase::Handshaking {

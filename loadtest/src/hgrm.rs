@@ -94,6 +94,10 @@ mod tests {
             "{last_row}"
         );
         assert!(text.contains("#[Max     =       10.007, Total count    =        10000]"));
-        assert!(text.ends_with("#[Buckets =           15, SubBuckets     =         2048]\n"));
+        let footer = text.lines().last().unwrap();
+        assert_eq!(
+            footer,
+            "#[Buckets =           16, SubBuckets     =         2048]"
+        );
     }
 }

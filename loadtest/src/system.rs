@@ -28,7 +28,7 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
         }
         limit.rlim_cur = limit.rlim_max;
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// How many connections an open-file limit leaves room for.
@@ -91,9 +91,6 @@ mod tests {
             unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
             0
         );
-        assert_eq!(
-            (soft, limit.rlim_cur),
-            (limit.rlim_max as u64, limit.rlim_max)
-        );
+        assert_eq!((soft, limit.rlim_cur), (limit.rlim_max, limit.rlim_max));
     }
 }

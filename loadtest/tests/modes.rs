@@ -1,0 +1,465 @@
+//! Runs `wsloop-load` against an in-process wsloop server in every mode, at small scale,
+//! and checks that the JSON report parses and its figures add up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use wsloop::{
+    CloseCode, ConnId, Context, Handler, Message, Request, Server, ShutdownHandle, Upgrade,
+};
+
+/// A wsloop server on an ephemeral loopback port, stopped when dropped.
+struct TestServer {
+    addr: SocketAddr,
+    stop: ShutdownHandle,
+    join: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    fn start<H: Handler + Send + 'static>(handler: H) -> TestServer {
+        let config = wsloop::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..wsloop::Config::default()
+        };
+        let server = Server::bind(config, handler).expect("bind");
+        let addr = server.local_addr();
+        let stop = server.shutdown_handle();
+        let join = Some(std::thread::spawn(move || server.run()));
+        TestServer { addr, stop, join }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+        if let Some(join) = self.join.take() {
+            let result = join.join().expect("server thread panicked");
+            if !std::thread::panicking() {
+                result.expect("server failed");
+            }
+        }
+    }
+}
+
+/// The report of one run, with the exit status and output.
+struct Run {
+    report: Value,
+    output: Output,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn u64(&self, key: &str) -> u64 {
+        self.report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.report))
+    }
+
+    fn f64(&self, key: &str) -> f64 {
+        self.report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.report))
+    }
+
+    fn errors(&self) -> BTreeMap<String, u64> {
+        serde_json::from_value(self.report["errors"].clone()).expect("errors by kind")
+    }
+
+    fn percentiles(&self, key: &str) -> [u64; 7] {
+        let p = &self.report[key];
+        let get = |name: &str| {
+            p[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key}.{name} missing in {}", self.report))
+        };
+        let values = [
+            get("min"),
+            get("p50"),
+            get("p90"),
+            get("p99"),
+            get("p99_9"),
+            get("p99_99"),
+            get("max"),
+        ];
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "{key} not ordered: {values:?}"
+        );
+        assert!(
+            values[0] >= 1 && values[6] < 5_000_000,
+            "{key} not sane: {values:?}"
+        );
+        values
+    }
+}
+
+/// Runs the generator with `args` (plus --json into a fresh directory) and reads the report.
+fn run(name: &str, args: &[&str]) -> Run {
+    let dir = std::env::temp_dir().join(format!("wsloop-load-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
+        .args(args)
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .current_dir(&dir)
+        .output()
+        .expect("run wsloop-load");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+        panic!(
+            "no report from {args:?}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let report = serde_json::from_str(&text).expect("report is JSON");
+    Run {
+        report,
+        output,
+        dir,
+    }
+}
+
+fn assert_clean(run: &Run) {
+    assert!(run.output.status.success(), "exit {:?}", run.output.status);
+    assert_eq!(run.errors(), BTreeMap::new(), "{}", run.report);
+    assert_eq!(run.u64("payload_mismatches"), 0);
+}
+
+#[test]
+fn echo_counts_every_message_and_writes_all_outputs() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "echo", "--url", &url, "-c", "20", "-d", "1200ms", "--warmup", "200ms", "--depth", "8",
+        "--size", "1KiB", "--text", "--hgrm", "lat.hgrm", "--plot", "lat.svg",
+    ];
+    let run = run("echo", &args);
+    assert_clean(&run);
+    assert_eq!(run.u64("connections_opened"), 20);
+    let sent = run.u64("messages_sent");
+    assert!(sent > 1000, "only {sent} messages in a second");
+    assert_eq!(run.u64("messages_received"), sent, "every message echoed");
+    let rate = run.f64("messages_per_sec");
+    assert!(
+        rate > 1000.0 && rate * run.f64("window_s") <= sent as f64,
+        "{rate}"
+    );
+    assert!((run.f64("bytes_per_sec") - rate * 1024.0).abs() < 1.0);
+    run.percentiles("latency_us");
+    run.percentiles("handshake_us");
+
+    let hgrm = std::fs::read_to_string(run.dir.join("lat.hgrm")).unwrap();
+    assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
+    let count_line = hgrm.lines().find(|l| l.starts_with("#[Max")).unwrap();
+    let count: u64 = count_line
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .trim_end_matches(']')
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(count, run.report["latency_us"]["count"].as_u64().unwrap());
+    let svg = std::fs::read_to_string(run.dir.join("lat.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
+}
+
+#[test]
+fn echo_stops_at_a_message_count() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "10",
+        "-d",
+        "20s",
+        "--warmup",
+        "0s",
+        "--messages",
+        "5000",
+    ];
+    let run = run("count", &args);
+    assert_clean(&run);
+    assert_eq!(run.u64("messages_sent"), 5000);
+    assert_eq!(run.u64("messages_received"), 5000);
+    assert!(
+        run.f64("window_s") < 10.0,
+        "stopped at the count, not the duration"
+    );
+    assert_eq!(run.report["latency_us"]["count"].as_u64(), Some(5000));
+}
+
+#[test]
+fn closed_loop_latency() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "latency", "--url", &url, "-c", "50", "-d", "1200ms", "--warmup", "200ms", "--size", "20",
+    ];
+    let run = run("closed", &args);
+    assert_clean(&run);
+    assert_eq!(run.u64("messages_received"), run.u64("messages_sent"));
+    assert_eq!(run.report["open_loop"], false);
+    assert_eq!(run.report["latency_uncorrected_us"], Value::Null);
+    run.percentiles("latency_us");
+}
+
+#[test]
+fn open_loop_latency_keeps_the_rate_and_both_figures() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "latency", "--url", &url, "-c", "20", "-d", "1500ms", "--warmup", "300ms", "--rate", "2000",
+    ];
+    let run = run("open", &args);
+    assert_clean(&run);
+    assert_eq!(run.report["open_loop"], true);
+    assert_eq!(run.u64("messages_received"), run.u64("messages_sent"));
+    let rate = run.f64("messages_per_sec");
+    assert!((1700.0..2300.0).contains(&rate), "asked 2000/s, got {rate}");
+    let corrected = run.percentiles("latency_us");
+    let uncorrected = run.percentiles("latency_uncorrected_us");
+    // Measured from the intended send time, never earlier than the actual one.
+    assert!(
+        corrected.iter().zip(&uncorrected).all(|(c, u)| c >= u),
+        "{corrected:?} {uncorrected:?}"
+    );
+    run.percentiles("send_lag_us");
+}
+
+#[test]
+fn connect_reports_every_handshake() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let run = run(
+        "connect",
+        &[
+            "connect",
+            "--url",
+            &url,
+            "-c",
+            "300",
+            "-d",
+            "5s",
+            "--connect-rate",
+            "3000",
+        ],
+    );
+    assert_clean(&run);
+    assert_eq!(run.u64("connections_opened"), 300);
+    assert_eq!(run.report["handshake_us"]["count"].as_u64(), Some(300));
+    run.percentiles("handshake_us");
+    let rate = run.f64("handshakes_per_sec");
+    assert!(rate > 100.0 && rate < 3300.0, "ramp at 3000/s gave {rate}");
+}
+
+#[test]
+fn idle_holds_connections_and_samples_memory() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    // The server runs in this process, so its memory is this process's.
+    let pid = std::process::id().to_string();
+    let args = [
+        "idle",
+        "--url",
+        &url,
+        "-c",
+        "200",
+        "-d",
+        "800ms",
+        "--ping-interval",
+        "250ms",
+        "--server-pid",
+        &pid,
+        "--source",
+        "127.0.0.1-127.0.0.4",
+    ];
+    let run = run("idle", &args);
+    assert_clean(&run);
+    let idle = &run.report["idle"];
+    assert_eq!(idle["alive_at_end"].as_u64(), Some(200));
+    assert_eq!(idle["pings"], idle["pongs"]);
+    assert!(idle["pings"].as_u64().unwrap() >= 400, "{idle}");
+    assert!(idle["rss_before_bytes"].as_u64().unwrap() > 0);
+    assert!(idle["rss_after_bytes"].as_u64().unwrap() > 0);
+    assert!(idle["bytes_per_connection"].as_f64().is_some());
+}
+
+/// Every message to /room goes to every connection (the sender too).
+#[derive(Default)]
+struct Fanout {
+    members: Vec<ConnId>,
+}
+
+impl Handler for Fanout {
+    fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
+        match req.path() {
+            "/room" => Upgrade::accept(),
+            _ => Upgrade::reject(404, "no such room"),
+        }
+    }
+
+    fn on_open(&mut self, _ctx: &mut Context<'_>, id: ConnId) {
+        self.members.push(id);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_>, _id: ConnId, msg: Message<'_>) {
+        for &member in &self.members {
+            let _ = ctx.send(member, msg);
+        }
+    }
+
+    fn on_close(&mut self, _ctx: &mut Context<'_>, id: ConnId, _code: CloseCode, _reason: &str) {
+        self.members.retain(|&m| m != id);
+    }
+}
+
+#[test]
+fn broadcast_delivers_every_message_to_every_subscriber() {
+    let server = TestServer::start(Fanout::default());
+    let url = server.url("/room");
+    let args = [
+        "broadcast",
+        "--url",
+        &url,
+        "-c",
+        "10",
+        "--publishers",
+        "2",
+        "--rate",
+        "400",
+        "-d",
+        "1200ms",
+        "--warmup",
+        "200ms",
+        "--size",
+        "64",
+        "--text",
+    ];
+    let run = run("broadcast", &args);
+    assert_clean(&run);
+    let published = run.u64("published");
+    assert!(
+        (300..=500).contains(&published),
+        "400/s for 1.2 s gave {published}"
+    );
+    assert_eq!(run.u64("deliveries"), published * 10);
+    let rate = run.f64("deliveries_per_sec");
+    assert!((3000.0..5000.0).contains(&rate), "{rate}");
+    run.percentiles("latency_us");
+
+    let wrong_room = run_wrong_room(&server);
+    assert_eq!(wrong_room.errors().get("handshake_failed"), Some(&3));
+}
+
+fn run_wrong_room(server: &TestServer) -> Run {
+    let url = server.url("/elsewhere");
+    run(
+        "wrong-room",
+        &[
+            "broadcast",
+            "--url",
+            &url,
+            "-c",
+            "3",
+            "-d",
+            "300ms",
+            "--warmup",
+            "0s",
+        ],
+    )
+}
+
+/// Echoes with one byte changed.
+struct Corrupt;
+
+impl Handler for Corrupt {
+    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
+        let mut bytes = msg.as_bytes().to_vec();
+        let middle = bytes.len() / 2;
+        if let Some(byte) = bytes.get_mut(middle) {
+            *byte ^= 0x01;
+        }
+        let _ = ctx.send_binary(id, &bytes);
+    }
+}
+
+#[test]
+fn corrupted_echoes_are_caught() {
+    let server = TestServer::start(Corrupt);
+    let url = server.url("/");
+    let run = run(
+        "corrupt",
+        &[
+            "echo", "--url", &url, "-c", "2", "-d", "500ms", "--warmup", "0s", "--depth", "1",
+        ],
+    );
+    assert_eq!(run.output.status.code(), Some(1), "mismatches fail the run");
+    let mismatches = run.u64("payload_mismatches");
+    assert!(mismatches > 10);
+    assert_eq!(run.errors().get("payload_mismatch"), Some(&mismatches));
+}
+
+/// Closes every connection with 4000 on its first message.
+struct Hangup;
+
+impl Handler for Hangup {
+    fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _msg: Message<'_>) {
+        let _ = ctx.close(id, CloseCode(4000), "go away");
+    }
+}
+
+#[test]
+fn server_closes_and_refusals_are_errors_by_kind() {
+    let server = TestServer::start(Hangup);
+    let url = server.url("/");
+    let hangup = run(
+        "hangup",
+        &[
+            "echo", "--url", &url, "-c", "5", "-d", "500ms", "--warmup", "0s",
+        ],
+    );
+    assert_eq!(
+        hangup.errors().get("closed_with_code_4000"),
+        Some(&5),
+        "{}",
+        hangup.report
+    );
+
+    // A port nothing listens on: bind one, note it, free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let refused = run(
+        "refused",
+        &["connect", "--url", &url, "-c", "4", "-d", "1s"],
+    );
+    assert_eq!(refused.errors().get("refused"), Some(&4));
+    assert_eq!(refused.output.status.code(), Some(1), "nothing connected");
+}
+
+#[test]
+fn remote_targets_are_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
+        .args(["echo", "--url", "ws://192.0.2.1:9001/", "-d", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
+}
