@@ -88,7 +88,7 @@ mod tests {
             .filter(|l| !l.is_empty() && !l.starts_with(['#', ' ']))
             .collect();
         assert!(rows.is_empty(), "every data row is right-aligned: {rows:?}");
-        let last_row = text.lines().filter(|l| !l.starts_with('#')).last().unwrap();
+        let last_row = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
         assert!(
             last_row.contains(" 1.000000000000      10000"),
             "{last_row}"
