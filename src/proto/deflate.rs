@@ -376,6 +376,45 @@ fn zlib_window_bits(bits: u8) -> u8 {
     bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS)
 }
 
+/// zlib streams for messages that keep no context between them (`*_no_context_takeover`),
+/// shared by all the connections of one thread: a stream is reset after each message rather
+/// than dropped and made again (a compressor is about 370 KiB and takes microseconds to set
+/// up), and connections in that mode hold no zlib memory at all, busy or idle.
+#[derive(Debug, Default)]
+pub struct SharedStreams {
+    /// Compressors by (zlib window bits, level).
+    deflaters: Vec<(u8, u32, Compress)>,
+    /// Decompressors by zlib window bits.
+    inflaters: Vec<(u8, Decompress)>,
+}
+
+impl SharedStreams {
+    fn deflater(&mut self, level: Compression, bits: u8) -> &mut Compress {
+        let key = (bits, level.level());
+        let index = match self.deflaters.iter().position(|(b, l, _)| (*b, *l) == key) {
+            Some(index) => index,
+            None => {
+                let stream = Compress::new_with_window_bits(level, false, bits);
+                self.deflaters.push((bits, level.level(), stream));
+                self.deflaters.len() - 1
+            }
+        };
+        &mut self.deflaters[index].2
+    }
+
+    fn inflater(&mut self, bits: u8) -> &mut Decompress {
+        let index = match self.inflaters.iter().position(|(b, _)| *b == bits) {
+            Some(index) => index,
+            None => {
+                self.inflaters
+                    .push((bits, Decompress::new_with_window_bits(false, bits)));
+                self.inflaters.len() - 1
+            }
+        };
+        &mut self.inflaters[index].1
+    }
+}
+
 /// One connection's compression state: a compressor for the messages it sends and a
 /// decompressor for those it receives, each made on first use.
 #[derive(Debug)]
@@ -447,12 +486,18 @@ impl PerMessageDeflate {
     /// compression (the "BTYPE" bits are set to 00), append an empty DEFLATE block with no
     /// compression to the tail end. 3. Remove 4 octets (that are 0x00 0x00 0xff 0xff) from
     /// the tail end." A sync flush ends the output with exactly that empty block.
-    pub fn deflate(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+    ///
+    /// With server_no_context_takeover (section 7.1.1.1) each message starts from an empty
+    /// LZ77 window, so the compressor comes from `shared` and is reset afterwards.
+    pub fn deflate(&mut self, payload: &[u8], out: &mut Vec<u8>, shared: &mut SharedStreams) {
         let start = out.len();
         let (level, bits) = (self.level, self.deflate_bits);
-        let deflater = self
-            .deflater
-            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, bits));
+        let deflater = if self.deflate_reset {
+            shared.deflater(level, bits)
+        } else {
+            self.deflater
+                .get_or_insert_with(|| Compress::new_with_window_bits(level, false, bits))
+        };
         let mut input = payload;
         loop {
             if out.len() == out.capacity() {
@@ -475,11 +520,8 @@ impl PerMessageDeflate {
             "a sync flush ends in 00 00 ff ff"
         );
         out.truncate(out.len() - TAIL.len());
-        // server_no_context_takeover (section 7.1.1.1): each message starts from an empty LZ77
-        // window. Dropping rather than resetting the compressor also frees its memory while
-        // the connection is idle; a new one costs a few microseconds per message.
         if self.deflate_reset {
-            self.deflater = None;
+            deflater.reset();
         }
     }
 
@@ -492,18 +534,26 @@ impl PerMessageDeflate {
     /// 1002): with the shared LZ77 window in an unknown state, no later message could be read.
     /// On error `out` is left as it was and the decompressor is dropped.
     ///
+    /// With client_no_context_takeover (section 7.1.1.2) the client starts each message from
+    /// an empty LZ77 window, so there is nothing to keep: the decompressor comes from `shared`
+    /// and is reset afterwards.
+    ///
     /// UTF-8 validation of a text message is the caller's (or use [`Self::inflate_message`]).
     pub fn inflate(
         &mut self,
         compressed: &[u8],
         max_message_size: usize,
         out: &mut Vec<u8>,
+        shared: &mut SharedStreams,
     ) -> Result<(), ProtocolError> {
         let start = out.len();
         let bits = self.inflate_bits;
-        let inflater = self
-            .inflater
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let inflater = if self.inflate_reset {
+            shared.inflater(bits)
+        } else {
+            self.inflater
+                .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits))
+        };
         let limits = Limits {
             start,
             max: max_message_size,
@@ -525,9 +575,9 @@ impl PerMessageDeflate {
         if result.is_err() {
             out.truncate(start);
         }
-        // client_no_context_takeover (section 7.1.1.2): the client starts each message from an
-        // empty LZ77 window, so there is nothing to keep.
-        if result.is_err() || self.inflate_reset {
+        if self.inflate_reset {
+            inflater.reset(false);
+        } else if result.is_err() {
             self.inflater = None;
         }
         result.map(drop)
@@ -541,9 +591,10 @@ impl PerMessageDeflate {
         text: bool,
         compressed: &[u8],
         max_message_size: usize,
+        shared: &mut SharedStreams,
     ) -> Result<Event<'static>, ProtocolError> {
         let mut data = Vec::new();
-        self.inflate(compressed, max_message_size, &mut data)?;
+        self.inflate(compressed, max_message_size, &mut data, shared)?;
         if text {
             let text = String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?;
             Ok(Event::Text(Cow::Owned(text)))
@@ -633,12 +684,13 @@ mod tests {
 
     fn inflate(pmd: &mut PerMessageDeflate, compressed: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         let mut out = Vec::new();
-        pmd.inflate(compressed, 1 << 20, &mut out).map(|()| out)
+        pmd.inflate(compressed, 1 << 20, &mut out, &mut SharedStreams::default())
+            .map(|()| out)
     }
 
     fn deflate(pmd: &mut PerMessageDeflate, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        pmd.deflate(payload, &mut out);
+        pmd.deflate(payload, &mut out, &mut SharedStreams::default());
         out
     }
 
@@ -840,7 +892,7 @@ mod tests {
         let mut rx = server(DeflateParams::default());
         let mut out = Vec::new();
         assert_eq!(
-            rx.inflate(&bomb, max, &mut out),
+            rx.inflate(&bomb, max, &mut out, &mut SharedStreams::default()),
             Err(ProtocolError::MessageTooBig)
         );
         assert!(out.is_empty());
@@ -854,12 +906,22 @@ mod tests {
         let compressed = deflate(&mut client(DeflateParams::default()), &message);
         let mut out = b"earlier".to_vec();
         server(DeflateParams::default())
-            .inflate(&compressed, message.len(), &mut out)
+            .inflate(
+                &compressed,
+                message.len(),
+                &mut out,
+                &mut SharedStreams::default(),
+            )
             .unwrap();
         assert_eq!(&out[7..], &message[..]);
         let mut out = b"earlier".to_vec();
         assert_eq!(
-            server(DeflateParams::default()).inflate(&compressed, message.len() - 1, &mut out),
+            server(DeflateParams::default()).inflate(
+                &compressed,
+                message.len() - 1,
+                &mut out,
+                &mut SharedStreams::default(),
+            ),
             Err(ProtocolError::MessageTooBig)
         );
         assert_eq!(out, b"earlier");
@@ -902,17 +964,17 @@ mod tests {
         let mut rx = server(DeflateParams::default());
         let good = deflate(&mut tx, "héllo".as_bytes());
         assert_eq!(
-            rx.inflate_message(true, &good, 100),
+            rx.inflate_message(true, &good, 100, &mut SharedStreams::default()),
             Ok(Event::Text("héllo".into()))
         );
         let bad = deflate(&mut tx, &[b'a', 0xff]);
         assert_eq!(
-            rx.inflate_message(true, &bad, 100),
+            rx.inflate_message(true, &bad, 100, &mut SharedStreams::default()),
             Err(ProtocolError::InvalidUtf8)
         );
         let binary = deflate(&mut tx, &[b'a', 0xff]);
         assert_eq!(
-            rx.inflate_message(false, &binary, 100),
+            rx.inflate_message(false, &binary, 100, &mut SharedStreams::default()),
             Ok(Event::Binary(vec![b'a', 0xff].into()))
         );
     }

@@ -12,6 +12,7 @@ use super::outbound::BufPool;
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
 use crate::handler::Error;
+use crate::proto::deflate::SharedStreams;
 use crate::proto::{CloseCode, OpCode, SendError};
 use crate::Config;
 
@@ -55,6 +56,8 @@ pub(crate) struct Core {
     next_generation: u32,
     /// Where outgoing messages are compressed before framing.
     compressed: Vec<u8>,
+    /// zlib streams of the connections that keep no compression context.
+    pub(crate) zlib: SharedStreams,
 }
 
 impl Core {
@@ -72,6 +75,7 @@ impl Core {
             now: 0,
             next_generation: 0,
             compressed: Vec::new(),
+            zlib: SharedStreams::default(),
         }
     }
 
@@ -174,7 +178,7 @@ impl Core {
         let payload = match deflate {
             Some(deflate) => {
                 self.compressed.clear();
-                deflate.deflate(payload, &mut self.compressed);
+                deflate.deflate(payload, &mut self.compressed, &mut self.zlib);
                 &self.compressed[..]
             }
             None => payload,

@@ -167,7 +167,11 @@ fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &m
 /// or inflates past the size limit, fails the connection.
 fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent<'static> {
     let max_message_size = core.config.max_message_size;
-    let Some(conn) = core.get_mut(id) else {
+    let Some(conn) = core
+        .conns
+        .get_mut(id.index())
+        .filter(|c| c.generation == id.generation())
+    else {
         return SessionEvent::Failed(ProtocolError::BadCompression);
     };
     let Stage::Open(session) = &mut conn.stage else {
@@ -175,7 +179,7 @@ fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent
     };
     // The receiver yields compressed messages only when deflate was negotiated.
     let result = match conn.deflate.as_mut() {
-        Some(deflate) => deflate.inflate_message(text, data, max_message_size),
+        Some(deflate) => deflate.inflate_message(text, data, max_message_size, &mut core.zlib),
         None => Err(ProtocolError::ReservedBits),
     };
     match result {
