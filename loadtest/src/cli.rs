@@ -59,9 +59,6 @@ pub enum Mode {
         /// Ping every connection this often while holding them.
         #[arg(long, value_parser = parse_duration)]
         ping_interval: Option<Duration>,
-        /// Sample this server process's resident memory before and after opening.
-        #[arg(long)]
-        server_pid: Option<u32>,
     },
     /// Fan-out: every connection subscribes to the URL's path; --publishers of them publish
     /// stamped messages at --rate in total; reports delivery latency and deliveries/s.
@@ -104,6 +101,10 @@ pub struct Common {
     /// Longest wait for a connect, handshake, echo or pong before it counts as a timeout.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
+    /// The server's process id: its CPU time over the run and its resident memory before
+    /// opening and once every connection is open are reported (idle mode: per connection).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Allow a target that is not on loopback.
     #[arg(long)]
     pub allow_remote: bool,
@@ -204,70 +205,44 @@ pub struct Outputs {
 impl Cli {
     /// Checks the options and resolves the target.
     pub fn plan(self) -> Result<(Plan, Outputs), String> {
-        let (mode, common, messages, depth, rate, publishers, ping_interval, server_pid) =
-            match self.mode {
-                Mode::Echo {
-                    common,
-                    messages,
-                    depth,
-                } => (
-                    ModeKind::Echo,
-                    common,
-                    Some(messages),
-                    depth,
-                    None,
-                    0,
-                    None,
-                    None,
-                ),
-                Mode::Latency {
-                    common,
-                    messages,
-                    rate,
-                    depth,
-                } => (
-                    ModeKind::Latency,
-                    common,
-                    Some(messages),
-                    depth,
-                    rate,
-                    0,
-                    None,
-                    None,
-                ),
-                Mode::Connect { common } => {
-                    (ModeKind::Connect, common, None, 0, None, 0, None, None)
-                }
-                Mode::Idle {
-                    common,
-                    ping_interval,
-                    server_pid,
-                } => (
-                    ModeKind::Idle,
-                    common,
-                    None,
-                    0,
-                    None,
-                    0,
-                    ping_interval,
-                    server_pid,
-                ),
-                Mode::Broadcast {
-                    common,
-                    messages,
-                    publishers,
-                    rate,
-                } => (
-                    ModeKind::Broadcast,
-                    common,
-                    Some(messages),
-                    0,
-                    Some(rate),
-                    publishers,
-                    None,
-                    None,
-                ),
-            };
+        let (mut messages, mut depth, mut rate, mut publishers, mut ping_interval) =
+            (None, 0, None, 0, None);
+        let (mode, common) = match self.mode {
+            Mode::Echo {
+                common,
+                messages: m,
+                depth: d,
+            } => {
+                (messages, depth) = (Some(m), d);
+                (ModeKind::Echo, common)
+            }
+            Mode::Latency {
+                common,
+                messages: m,
+                rate: r,
+                depth: d,
+            } => {
+                (messages, depth, rate) = (Some(m), d, r);
+                (ModeKind::Latency, common)
+            }
+            Mode::Connect { common } => (ModeKind::Connect, common),
+            Mode::Idle {
+                common,
+                ping_interval: every,
+            } => {
+                ping_interval = every;
+                (ModeKind::Idle, common)
+            }
+            Mode::Broadcast {
+                common,
+                messages: m,
+                publishers: p,
+                rate: r,
+            } => {
+                (messages, publishers, rate) = (Some(m), p, Some(r));
+                (ModeKind::Broadcast, common)
+            }
+        };
         let target = Target::parse(&common.url, common.allow_remote)?;
         if common.connections == 0 || common.threads == 0 {
             return Err("--connections and --threads must be at least 1".into());
@@ -322,7 +297,7 @@ impl Cli {
             json: common.json,
             hgrm: common.hgrm,
             plot: common.plot,
-            server_pid,
+            server_pid: common.server_pid,
         };
         Ok((plan, outputs))
     }

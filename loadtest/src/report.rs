@@ -55,6 +55,7 @@ pub struct Report {
     pub deliveries_per_sec: Option<f64>,
     /// Idle mode.
     pub idle: Option<IdleFigures>,
+    pub server: Option<ServerFigures>,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub generator: Generator,
@@ -66,10 +67,22 @@ pub struct IdleFigures {
     pub pings: u64,
     pub pongs: u64,
     pub alive_at_end: u64,
-    pub server_pid: Option<u32>,
+    /// Growth of the server's resident memory over the opening, per connection opened.
+    pub bytes_per_connection: Option<f64>,
+}
+
+/// What --server-pid revealed about the server.
+#[derive(Debug, Serialize)]
+pub struct ServerFigures {
+    pub pid: u32,
+    /// CPU time over the run (connecting and closing included).
+    pub cpu_user_s: Option<f64>,
+    pub cpu_system_s: Option<f64>,
+    /// CPU time over elapsed time: near 1.0, a single-threaded server is the bottleneck.
+    pub cores_busy: Option<f64>,
+    /// Resident memory before the first connection and once every connection had settled.
     pub rss_before_bytes: Option<u64>,
     pub rss_after_bytes: Option<u64>,
-    pub bytes_per_connection: Option<f64>,
 }
 
 /// The generator's own cost, to tell when it, not the server, is the bottleneck.
@@ -88,6 +101,8 @@ pub struct Context {
     pub elapsed: Duration,
     pub cpu: (Duration, Duration),
     pub server_pid: Option<u32>,
+    /// The server's CPU time (user, system) over the run.
+    pub server_cpu: Option<(Duration, Duration)>,
     pub rss: (Option<u64>, Option<u64>),
 }
 
@@ -120,11 +135,19 @@ impl Report {
                 pings: stats.pings,
                 pongs: stats.pongs,
                 alive_at_end: stats.alive_at_end,
-                server_pid: ctx.server_pid,
-                rss_before_bytes: ctx.rss.0,
-                rss_after_bytes: ctx.rss.1,
                 bytes_per_connection: per_conn,
             }
+        });
+        let server = ctx.server_pid.map(|pid| ServerFigures {
+            pid,
+            cpu_user_s: ctx.server_cpu.map(|(user, _)| user.as_secs_f64()),
+            cpu_system_s: ctx.server_cpu.map(|(_, system)| system.as_secs_f64()),
+            cores_busy: ctx
+                .server_cpu
+                .filter(|_| elapsed > 0.0)
+                .map(|(user, system)| (user + system).as_secs_f64() / elapsed),
+            rss_before_bytes: ctx.rss.0,
+            rss_after_bytes: ctx.rss.1,
         });
         let broadcast = mode == ModeKind::Broadcast;
         Report {
@@ -168,6 +191,7 @@ impl Report {
             deliveries: broadcast.then_some(stats.received),
             deliveries_per_sec: broadcast.then(|| per_sec(stats.window_messages)),
             idle,
+            server,
             errors: stats
                 .errors
                 .iter()
@@ -273,15 +297,6 @@ impl Report {
                 "  alive         {} of {} answered the final ping ({} pings, {} pongs)",
                 idle.alive_at_end, self.connections_opened, idle.pings, idle.pongs
             );
-            if let (Some(before), Some(after)) = (idle.rss_before_bytes, idle.rss_after_bytes) {
-                let _ = writeln!(
-                    out,
-                    "  server RSS    {} before, {} after: {} per connection",
-                    format_bytes(before as f64),
-                    format_bytes(after as f64),
-                    idle.bytes_per_connection.map_or("-".into(), format_bytes)
-                );
-            }
         }
         let errors = if self.errors.is_empty() {
             "none".to_string()
@@ -294,6 +309,28 @@ impl Report {
             parts.join(", ")
         };
         let _ = writeln!(out, "  errors        {errors}");
+        if let Some(server) = &self.server {
+            if let (Some(before), Some(after)) = (server.rss_before_bytes, server.rss_after_bytes) {
+                let per_conn = self.idle.as_ref().and_then(|i| i.bytes_per_connection);
+                let _ = writeln!(
+                    out,
+                    "  server RSS    {} before, {} with every connection open{}",
+                    format_bytes(before as f64),
+                    format_bytes(after as f64),
+                    per_conn.map_or(String::new(), |b| format!(
+                        ": {} per connection",
+                        format_bytes(b)
+                    ))
+                );
+            }
+            if let Some(busy) = server.cores_busy {
+                let _ = writeln!(
+                    out,
+                    "  server        {busy:.2} cores busy (pid {})",
+                    server.pid
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "  generator     {:.2} cores busy (user {:.1} s, system {:.1} s over {:.1} s)",

@@ -37,6 +37,9 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
         .map(system::rss_bytes)
         .transpose()
         .map_err(|e| format!("cannot read the server's memory: {e}"))?;
+    let server_cpu_before = outputs
+        .server_pid
+        .and_then(|pid| system::process_cpu_time(pid).ok());
     let cpu_before = system::cpu_time();
     let plan = Arc::new(plan);
     let shared = Arc::new(Shared {
@@ -63,7 +66,7 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
     let mut next_line = shared.start + Duration::from_millis(1050);
     let mut last_line = shared.start;
     loop {
-        // Idle mode: the server's memory once everything is open, before the hold.
+        // The server's memory once every connection is open (in idle mode, before the hold).
         if rss_after.is_none()
             && outputs.server_pid.is_some()
             && shared.settled.load(Ordering::Relaxed) >= plan.connections
@@ -102,6 +105,13 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
     }
     let elapsed = shared.start.elapsed();
     let cpu_after = system::cpu_time();
+    let server_cpu_after = outputs
+        .server_pid
+        .and_then(|pid| system::process_cpu_time(pid).ok());
+    let server_cpu = match (server_cpu_before, server_cpu_after) {
+        (Some(before), Some(after)) => Some((after.0 - before.0, after.1 - before.1)),
+        _ => None,
+    };
     let report = Report::new(
         &plan,
         &stats,
@@ -110,6 +120,7 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
             elapsed,
             cpu: (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1),
             server_pid: outputs.server_pid,
+            server_cpu,
             rss: (rss_before, rss_after),
         },
     );

@@ -48,6 +48,31 @@ pub fn cpu_time() -> (Duration, Duration) {
     (time(usage.ru_utime), time(usage.ru_stime))
 }
 
+/// CPU time process `pid` has used, user and system, from `/proc/PID/stat`.
+pub fn process_cpu_time(pid: u32) -> std::io::Result<(Duration, Duration)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    parse_stat_times(&stat, ticks_per_sec).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unexpected /proc/{pid}/stat"),
+        )
+    })
+}
+
+/// utime and stime: fields 14 and 15, counted after the command name, which may itself hold
+/// spaces and parentheses and so is skipped up to its last `)`.
+fn parse_stat_times(stat: &str, ticks_per_sec: f64) -> Option<(Duration, Duration)> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let mut next = || -> Option<Duration> {
+        let ticks: u64 = fields.next()?.parse().ok()?;
+        Some(Duration::from_secs_f64(ticks as f64 / ticks_per_sec))
+    };
+    Some((next()?, next()?))
+}
+
 /// The resident set size of process `pid` in bytes, from `VmRSS` in `/proc/PID/status`.
 pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -77,6 +102,17 @@ mod tests {
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         let own = rss_bytes(std::process::id()).unwrap();
         assert!(own > 100 * 1024, "{own}");
+    }
+
+    #[test]
+    fn reads_cpu_times() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0";
+        let (user, system) = parse_stat_times(stat, 100.0).unwrap();
+        assert_eq!(
+            (user, system),
+            (Duration::from_millis(2500), Duration::from_millis(750))
+        );
+        assert!(process_cpu_time(std::process::id()).is_ok());
     }
 
     #[test]

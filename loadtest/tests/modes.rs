@@ -20,16 +20,27 @@ struct TestServer {
 }
 
 impl TestServer {
+    /// Binds and runs the server on its own thread (built there, so only the handler needs
+    /// to be `Send`).
     fn start<H: Handler + Send + 'static>(handler: H) -> TestServer {
-        let config = wsloop::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..wsloop::Config::default()
-        };
-        let server = Server::bind(config, handler).expect("bind");
-        let addr = server.local_addr();
-        let stop = server.shutdown_handle();
-        let join = Some(std::thread::spawn(move || server.run()));
-        TestServer { addr, stop, join }
+        let (ready, bound) = std::sync::mpsc::channel();
+        let join = std::thread::spawn(move || {
+            let config = wsloop::Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..wsloop::Config::default()
+            };
+            let server = Server::bind(config, handler)?;
+            ready
+                .send((server.local_addr(), server.shutdown_handle()))
+                .expect("test waits for the address");
+            server.run()
+        });
+        let (addr, stop) = bound.recv().expect("server bound");
+        TestServer {
+            addr,
+            stop,
+            join: Some(join),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -293,9 +304,12 @@ fn idle_holds_connections_and_samples_memory() {
     assert_eq!(idle["alive_at_end"].as_u64(), Some(200));
     assert_eq!(idle["pings"], idle["pongs"]);
     assert!(idle["pings"].as_u64().unwrap() >= 400, "{idle}");
-    assert!(idle["rss_before_bytes"].as_u64().unwrap() > 0);
-    assert!(idle["rss_after_bytes"].as_u64().unwrap() > 0);
     assert!(idle["bytes_per_connection"].as_f64().is_some());
+    let server = &run.report["server"];
+    assert!(server["rss_before_bytes"].as_u64().unwrap() > 0);
+    assert!(server["rss_after_bytes"].as_u64().unwrap() > 0);
+    let busy = server["cores_busy"].as_f64().unwrap();
+    assert!((0.0..=2.5).contains(&busy), "{busy}");
 }
 
 /// Every message to /room goes to every connection (the sender too).
