@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::proto::deflate::DeflateConfig;
+use crate::proto::CloseCode;
 
 /// Everything the server can be told. Every limit bounds memory or time that a client could
 /// otherwise make the server spend.
@@ -46,8 +47,22 @@ pub struct Config {
     pub max_reads_per_wakeup: usize,
     /// Answer pings with pongs automatically (the handler still sees them).
     pub auto_pong: bool,
+    /// What a publish does for a subscriber whose buffered amount is over the backpressure
+    /// limit (it cannot be paused like a reader).
+    pub slow_subscriber: SlowSubscriber,
     /// permessage-deflate (RFC 7692), offered by every browser; `None` declines it.
     pub deflate: Option<DeflateConfig>,
+}
+
+/// The policy for a subscriber too slow to keep up with what is published to it. Either way
+/// the other subscribers are not held up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowSubscriber {
+    /// Skip the message for that subscriber; the handler hears of it in
+    /// [`Handler::on_publish_dropped`](crate::Handler::on_publish_dropped).
+    Drop,
+    /// Close the subscriber with this code (1008 policy violation or 1013 try again later).
+    Close(CloseCode),
 }
 
 impl Default for Config {
@@ -65,6 +80,7 @@ impl Default for Config {
             read_buffer_size: 256 << 10,
             max_reads_per_wakeup: 8,
             auto_pong: true,
+            slow_subscriber: SlowSubscriber::Drop,
             deflate: None,
         }
     }

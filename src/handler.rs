@@ -64,6 +64,8 @@ pub enum Upgrade {
         protocol: Option<String>,
         /// Extra response headers.
         headers: Vec<(String, String)>,
+        /// Topics to subscribe the connection to as it opens.
+        topics: Vec<String>,
     },
     /// Answer with an HTTP error and close.
     Reject { status: u16, body: String },
@@ -75,6 +77,7 @@ impl Upgrade {
         Upgrade::Accept {
             protocol: None,
             headers: Vec::new(),
+            topics: Vec::new(),
         }
     }
 
@@ -91,6 +94,14 @@ impl Upgrade {
     pub fn protocol(mut self, chosen: &str) -> Upgrade {
         if let Upgrade::Accept { protocol, .. } = &mut self {
             *protocol = Some(chosen.to_owned());
+        }
+        self
+    }
+
+    /// Subscribes the connection to `topic` as it opens (see [`Context::publish`]).
+    pub fn subscribe(mut self, topic: &str) -> Upgrade {
+        if let Upgrade::Accept { topics, .. } = &mut self {
+            topics.push(topic.to_owned());
         }
         self
     }
@@ -162,6 +173,45 @@ pub trait Handler {
 
     /// Something went wrong; `on_close` follows.
     fn on_error(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _err: &Error) {}
+
+    /// A message published to `topic` was not queued for subscriber `id`: its buffered
+    /// amount was over the backpressure limit and the slow-subscriber policy is to drop.
+    fn on_publish_dropped(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _topic: &str) {}
+}
+
+/// A message that owns its payload, for sending from another thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedMessage {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl OwnedMessage {
+    /// Borrows it as a [`Message`].
+    pub fn as_message(&self) -> Message<'_> {
+        match self {
+            OwnedMessage::Text(text) => Message::Text(text),
+            OwnedMessage::Binary(bytes) => Message::Binary(bytes),
+        }
+    }
+}
+
+impl From<String> for OwnedMessage {
+    fn from(text: String) -> OwnedMessage {
+        OwnedMessage::Text(text)
+    }
+}
+
+impl From<&str> for OwnedMessage {
+    fn from(text: &str) -> OwnedMessage {
+        OwnedMessage::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for OwnedMessage {
+    fn from(bytes: Vec<u8>) -> OwnedMessage {
+        OwnedMessage::Binary(bytes)
+    }
 }
 
 /// The binary's default handler: every message is sent back as it came.

@@ -27,13 +27,16 @@ const _: () = assert!(usize::BITS >= 64, "wsloop needs a 64-bit target");
 mod config;
 mod handler;
 pub mod proto;
+pub mod rooms;
 mod server;
 pub mod units;
 
-pub use config::Config;
-pub use handler::{Echo, Error, Handler, Message, Upgrade};
+pub use config::{Config, SlowSubscriber};
+pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Upgrade};
 pub use proto::{CloseCode, ReadyState, Request, SendError};
-pub use server::{ConnId, Context, SendStatus, Server, ShutdownHandle};
+pub use server::{
+    ConnId, Context, Published, Remote, RemoteError, SendStatus, Server, ShutdownHandle,
+};
 
 // The README's examples are compiled as doc tests.
 #[cfg(doctest)]

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use wsloop::proto::deflate::DeflateConfig;
+use wsloop::rooms::EchoRooms;
 use wsloop::units::{parse_duration, parse_size};
-use wsloop::{Config, Echo, Server};
+use wsloop::{Config, Server};
 
-/// A WebSocket server (RFC 6455) on a single-threaded event loop. Echoes every message back.
+/// A WebSocket server (RFC 6455) on a single-threaded event loop. Echoes every message back;
+/// connections to /chat/ROOM share their messages with the rest of the room.
 #[derive(Debug, Parser)]
 #[command(name = "wsloop", version)]
 struct Args {
@@ -95,7 +97,7 @@ fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     StderrLogger::install(args.log_level);
-    let server = match Server::bind(args.config(), Echo) {
+    let server = match Server::bind(args.config(), EchoRooms) {
         Ok(server) => server,
         Err(err) => {
             eprintln!("wsloop: cannot listen on {}: {err}", args.listen);

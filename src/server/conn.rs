@@ -4,6 +4,7 @@ use mio::net::TcpStream;
 
 use super::outbound::OutQueue;
 use super::timers::Deadline;
+use super::topics::TopicId;
 use crate::proto::deflate::PerMessageDeflate;
 use crate::proto::{ReadyState, Session};
 
@@ -31,6 +32,8 @@ pub(crate) struct Conn {
     pub(crate) deadline: Deadline,
     /// permessage-deflate state when negotiated; boxed so connections without it stay small.
     pub(crate) deflate: Option<Box<PerMessageDeflate>>,
+    /// The topics it is subscribed to.
+    pub(crate) topics: Vec<TopicId>,
     /// `on_open` was called, so `on_close` is owed exactly once.
     pub(crate) opened: bool,
     /// `on_close` was called.
@@ -66,6 +69,7 @@ impl Conn {
             out: OutQueue::default(),
             deadline: Deadline::default(),
             deflate: None,
+            topics: Vec::new(),
             opened: false,
             close_reported: false,
             read_paused: false,

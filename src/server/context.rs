@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::core::{Core, SendStatus};
+use super::core::{Core, Published, SendStatus};
 use super::token::ConnId;
 use crate::handler::Message;
 use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
@@ -76,6 +76,50 @@ impl<'a> Context<'a> {
     /// The peer's address.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
         self.core.get(id).and_then(|c| c.socket.peer_addr().ok())
+    }
+
+    /// Subscribes an open connection to `topic`. Returns false if it is not open or was
+    /// subscribed already. Connections leave their topics when they close.
+    pub fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        self.core.subscribe(id, topic)
+    }
+
+    /// Unsubscribes the connection from `topic`; false if it was not subscribed.
+    pub fn unsubscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        self.core.unsubscribe(id, topic)
+    }
+
+    /// The topics the connection is subscribed to.
+    pub fn topics(&self, id: ConnId) -> impl Iterator<Item = &str> + '_ {
+        let topics = self.core.get(id).map_or(&[][..], |c| &c.topics[..]);
+        topics.iter().filter_map(|&t| self.core.topics.name(t))
+    }
+
+    /// How many connections are subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.core
+            .topics
+            .find(topic)
+            .map_or(0, |t| self.core.topics.subscribers(t).len())
+    }
+
+    /// Sends `message` to every subscriber of `topic` except `exclude` (typically the
+    /// sender). The frame is encoded once and shared by all of them; published messages are
+    /// never compressed, so one frame serves every subscriber. Subscribers see a topic's
+    /// messages in publish order. Slow subscribers get the configured
+    /// [`SlowSubscriber`](crate::SlowSubscriber) policy and never hold up the others.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        message: Message<'_>,
+        exclude: Option<ConnId>,
+    ) -> Published {
+        match message {
+            Message::Text(text) => self
+                .core
+                .publish(topic, OpCode::Text, text.as_bytes(), exclude),
+            Message::Binary(bytes) => self.core.publish(topic, OpCode::Binary, bytes, exclude),
+        }
     }
 
     /// Connections currently held (in any state).

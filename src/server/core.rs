@@ -8,12 +8,14 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::conn::{Conn, Stage};
-use super::outbound::BufPool;
+use super::outbound::{BufPool, SharedFrame};
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
+use super::topics::Topics;
+use crate::config::SlowSubscriber;
 use crate::handler::Error;
 use crate::proto::deflate::SharedStreams;
-use crate::proto::{CloseCode, OpCode, SendError};
+use crate::proto::{CloseCode, FrameSpec, OpCode, SendError};
 use crate::Config;
 
 /// Payloads at least this large are written straight from the caller's memory (header and
@@ -23,6 +25,17 @@ const DIRECT_WRITE_MIN: usize = 16 << 10;
 
 /// The compression buffer is freed after a message that made it larger than this.
 const COMPRESSED_CAPACITY_MAX: usize = 1 << 20;
+
+/// What a publish did, subscriber by subscriber.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Subscribers the frame was written or queued for.
+    pub sent: usize,
+    /// Slow subscribers skipped ([`SlowSubscriber::Drop`]).
+    pub dropped: usize,
+    /// Slow subscribers closed ([`SlowSubscriber::Close`]).
+    pub closed: usize,
+}
 
 /// How a send went; see [`Context::send`](super::Context::send).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +67,9 @@ pub(crate) struct Core {
     pub(crate) drained: Vec<ConnId>,
     pub(crate) now: Millis,
     next_generation: u32,
+    pub(crate) topics: Topics,
+    /// Subscribers a publish skipped as too slow, owed `on_publish_dropped`.
+    pub(crate) publish_dropped: Vec<(ConnId, String)>,
     /// Where outgoing messages are compressed before framing.
     compressed: Vec<u8>,
     /// zlib streams of the connections that keep no compression context.
@@ -74,6 +90,8 @@ impl Core {
             drained: Vec::new(),
             now: 0,
             next_generation: 0,
+            topics: Topics::default(),
+            publish_dropped: Vec::new(),
             compressed: Vec::new(),
             zlib: SharedStreams::default(),
         }
@@ -219,6 +237,138 @@ impl Core {
         } else {
             SendStatus::Sent
         })
+    }
+
+    /// Subscribes an open connection to `topic`; false if it is not open or already subscribed.
+    pub(crate) fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return false;
+        };
+        if !matches!(&conn.stage, Stage::Open(session) if !session.close_sent()) {
+            return false;
+        }
+        match self.topics.subscribe(topic, id) {
+            Some(topic_id) => {
+                conn.topics.push(topic_id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Unsubscribes the connection from `topic`; false if it was not subscribed.
+    pub(crate) fn unsubscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        let Some(topic_id) = self.topics.find(topic) else {
+            return false;
+        };
+        let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        else {
+            return false;
+        };
+        conn.topics.retain(|&t| t != topic_id);
+        self.topics.unsubscribe(topic_id, id)
+    }
+
+    /// Unsubscribes a connection that is going away from all its topics.
+    pub(crate) fn unsubscribe_all(&mut self, id: ConnId) {
+        if let Some(conn) = self
+            .conns
+            .get_mut(id.index())
+            .filter(|c| c.generation == id.generation())
+        {
+            for topic_id in std::mem::take(&mut conn.topics) {
+                self.topics.unsubscribe(topic_id, id);
+            }
+        }
+    }
+
+    /// Sends a message to every open subscriber of `topic` but `exclude`. The frame is built
+    /// once and shared: a subscriber with an empty queue gets it in a direct write, the others
+    /// queue a reference to it. Subscribers over the backpressure limit get the
+    /// slow-subscriber policy instead.
+    pub(crate) fn publish(
+        &mut self,
+        topic: &str,
+        opcode: OpCode,
+        payload: &[u8],
+        exclude: Option<ConnId>,
+    ) -> Published {
+        let mut report = Published::default();
+        let Some(topic_id) = self.topics.find(topic) else {
+            return report;
+        };
+        let (header, header_len) = FrameSpec::server(opcode).header(payload.len());
+        let mut bytes = Vec::with_capacity(header_len + payload.len());
+        bytes.extend_from_slice(&header[..header_len]);
+        bytes.extend_from_slice(payload);
+        let frame: SharedFrame = bytes.into();
+        let close_at = self.after(self.config.close_timeout);
+        let Core {
+            config,
+            conns,
+            pool,
+            timers,
+            topics,
+            dirty,
+            failed,
+            publish_dropped,
+            ..
+        } = self;
+        for &id in topics.subscribers(topic_id) {
+            if Some(id) == exclude {
+                continue;
+            }
+            let Some(conn) = conns
+                .get_mut(id.index())
+                .filter(|c| c.generation == id.generation())
+            else {
+                continue;
+            };
+            let Stage::Open(session) = &mut conn.stage else {
+                continue;
+            };
+            if session.close_sent() {
+                continue;
+            }
+            if conn.out.len() > config.backpressure_limit {
+                match config.slow_subscriber {
+                    SlowSubscriber::Drop => {
+                        report.dropped += 1;
+                        publish_dropped.push((id, topic.to_owned()));
+                        continue;
+                    }
+                    SlowSubscriber::Close(code) => {
+                        report.closed += 1;
+                        let _ = session.close(conn.out.writer(pool), code, "subscriber too slow");
+                        timers.set(id, &mut conn.deadline, close_at);
+                    }
+                }
+            } else if conn.out.is_empty() {
+                report.sent += 1;
+                if let Err(err) = conn
+                    .out
+                    .write_shared_direct(&mut conn.socket, frame.clone())
+                {
+                    failed.push((id, Error::Io(err)));
+                    continue;
+                }
+            } else {
+                report.sent += 1;
+                conn.out.push_shared(frame.clone());
+            }
+            if !conn.out.is_empty() && !conn.dirty {
+                conn.dirty = true;
+                dirty.push(id);
+            }
+        }
+        report
     }
 
     /// Starts the closing handshake on an open connection.

@@ -79,8 +79,12 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
             return;
         }
     };
-    let (protocol, extra_headers) = match handler.on_upgrade(&request) {
-        Upgrade::Accept { protocol, headers } => (protocol, headers),
+    let (protocol, extra_headers, topics) = match handler.on_upgrade(&request) {
+        Upgrade::Accept {
+            protocol,
+            headers,
+            topics,
+        } => (protocol, headers, topics),
         Upgrade::Reject { status, body } => {
             respond(core, id, status, &[], body.as_bytes());
             return;
@@ -111,6 +115,9 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
     conn.opened = true;
     core.set_idle_deadline(id);
     core.mark_dirty(id);
+    for topic in &topics {
+        core.subscribe(id, topic);
+    }
     handler.on_open(&mut Context::new(core), id);
     // A client may send its first frames right behind the request.
     if len < bytes.len() {

@@ -11,12 +11,15 @@ mod context;
 mod core;
 mod input;
 mod outbound;
+mod remote;
 mod shutdown;
 mod timers;
 mod token;
+mod topics;
 
 pub use self::context::Context;
-pub use self::core::SendStatus;
+pub use self::core::{Published, SendStatus};
+pub use self::remote::{Remote, RemoteError};
 pub use self::shutdown::ShutdownHandle;
 pub use self::token::ConnId;
 
@@ -30,6 +33,7 @@ use mio::{Events, Interest, Poll, Waker};
 
 use self::conn::{Conn, Stage};
 use self::core::Core;
+use self::remote::{Command, Commands};
 use self::shutdown::ShutdownFlag;
 use self::timers::{Millis, NEVER};
 use self::token::{LISTENER, WAKER};
@@ -40,6 +44,8 @@ use crate::Config;
 /// Connections accepted per loop turn at most, so a connect flood cannot starve the
 /// connections already open.
 const ACCEPTS_PER_TURN: usize = 256;
+/// Commands from other threads carried out per loop turn at most.
+const COMMANDS_PER_TURN: usize = 4096;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -61,6 +67,10 @@ pub struct Server<H: Handler> {
     /// The one receive buffer every connection is read into.
     read_buf: Vec<u8>,
     shutdown: Arc<ShutdownFlag>,
+    remote: Remote,
+    commands: Commands,
+    /// Commands were left in the channel at the end of a turn.
+    commands_pending: bool,
     started: Instant,
     accept_resume_at: Option<Millis>,
     accept_pending: bool,
@@ -76,7 +86,8 @@ impl<H: Handler> Server<H> {
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (sender, commands) = std::sync::mpsc::sync_channel(remote::COMMAND_QUEUE);
         let registry = poll.registry().try_clone()?;
         let read_buf = vec![0; config.read_buffer_size.max(1024)];
         Ok(Server {
@@ -86,7 +97,10 @@ impl<H: Handler> Server<H> {
             core: Core::new(config, registry),
             handler,
             read_buf,
-            shutdown: Arc::new(ShutdownFlag::new(waker)),
+            shutdown: Arc::new(ShutdownFlag::new(waker.clone())),
+            remote: Remote::new(sender, waker),
+            commands,
+            commands_pending: false,
             started: Instant::now(),
             accept_resume_at: None,
             accept_pending: false,
@@ -103,6 +117,11 @@ impl<H: Handler> Server<H> {
     /// to every open connection, waits (up to the close timeout) for them, and `run` returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(self.shutdown.clone())
+    }
+
+    /// A handle to send and publish from other threads.
+    pub fn remote(&self) -> Remote {
+        self.remote.clone()
     }
 
     /// The handler, e.g. to read what it gathered after `run` returned.
@@ -125,7 +144,7 @@ impl<H: Handler> Server<H> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    WAKER => {}
+                    WAKER => self.commands_pending = true,
                     token => {
                         let Some(id) = ConnId::from_token(token) else {
                             continue;
@@ -141,6 +160,9 @@ impl<H: Handler> Server<H> {
             }
             if self.shutdown.requested() && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
+            }
+            if self.commands_pending {
+                self.run_commands();
             }
             self.read_ready();
             if self.accept_pending || self.accept_resume_at.is_some_and(|at| at <= self.core.now) {
@@ -168,7 +190,7 @@ impl<H: Handler> Server<H> {
     /// How long the next poll may wait: not past the next deadline, and not at all when
     /// connections still have input to read.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.core.ready.is_empty() || self.accept_pending {
+        if !self.core.ready.is_empty() || self.accept_pending || self.commands_pending {
             return Some(Duration::ZERO);
         }
         let now = self.started.elapsed().as_millis() as Millis;
@@ -181,6 +203,29 @@ impl<H: Handler> Server<H> {
         .flatten()
         .min()?;
         Some(Duration::from_millis(wake.saturating_sub(now)))
+    }
+
+    /// Carries out what other threads asked for, a bounded number per turn.
+    fn run_commands(&mut self) {
+        self.commands_pending = false;
+        for _ in 0..COMMANDS_PER_TURN {
+            let Ok(command) = self.commands.try_recv() else {
+                return;
+            };
+            match command {
+                Command::Publish {
+                    topic,
+                    message,
+                    exclude,
+                } => {
+                    Context::new(&mut self.core).publish(&topic, message.as_message(), exclude);
+                }
+                Command::Send { id, message } => {
+                    let _ = Context::new(&mut self.core).send(id, message.as_message());
+                }
+            }
+        }
+        self.commands_pending = true;
     }
 
     fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
@@ -350,6 +395,10 @@ impl<H: Handler> Server<H> {
         while let Some((id, err)) = self.core.failed.pop() {
             self.drop_conn(id, Some(err));
         }
+        for (id, topic) in std::mem::take(&mut self.core.publish_dropped) {
+            self.handler
+                .on_publish_dropped(&mut Context::new(&mut self.core), id, &topic);
+        }
         while let Some(id) = self.core.drained.pop() {
             if self
                 .core
@@ -462,11 +511,18 @@ impl<H: Handler> Server<H> {
             }
         }
         self.report_close(id, CloseCode::ABNORMAL, "");
+        self.core.unsubscribe_all(id);
         let mut conn = self.core.conns.remove(id.index());
         let _ = self.core.registry.deregister(&mut conn.socket);
         conn.out.release(&mut self.core.pool);
     }
 }
+
+// The loop runs on whatever thread the server is moved to after binding.
+const _: () = {
+    fn send<T: Send>() {}
+    let _ = send::<Server<crate::Echo>>;
+};
 
 /// EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once would fail again.
 fn is_out_of_descriptors(err: &io::Error) -> bool {

@@ -4,7 +4,9 @@
 //! pool when it drains, so idle connections cost no send memory and a busy loop does not
 //! allocate per message.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
 
 /// Buffers larger than this are freed rather than pooled, so one burst does not pin memory.
 const POOLED_CAPACITY_MAX: usize = 256 << 10;
@@ -33,17 +35,44 @@ impl BufPool {
     }
 }
 
-/// Bytes waiting for the socket: `buf[start..]`.
+/// A frame built once and queued for many connections (a publish to a topic).
+pub(crate) type SharedFrame = Arc<[u8]>;
+
+/// Bytes waiting for the socket, oldest first: `chunks`, then `tail`.
+///
+/// Small frames are copied into `tail`, so a turn's replies go out in one write; a published
+/// frame is queued by reference, so fan-out to many connections costs no copy each.
 #[derive(Debug, Default)]
 pub(crate) struct OutQueue {
-    buf: Vec<u8>,
-    start: usize,
+    chunks: VecDeque<Chunk>,
+    chunks_len: usize,
+    tail: Vec<u8>,
+    /// Bytes already written of the first chunk (of `tail` when there are no chunks).
+    written: usize,
 }
+
+#[derive(Debug)]
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(SharedFrame),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(bytes) => bytes,
+            Chunk::Shared(frame) => frame,
+        }
+    }
+}
+
+/// Chunks handed to one vectored write at most.
+const MAX_IOVECS: usize = 64;
 
 impl OutQueue {
     /// The browser's `bufferedAmount`: bytes queued and not yet taken by the kernel.
     pub(crate) fn len(&self) -> usize {
-        self.buf.len() - self.start
+        self.chunks_len + self.tail.len() - self.written
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -52,39 +81,82 @@ impl OutQueue {
 
     /// The buffer to append frames to, taken from the pool if the queue holds none.
     pub(crate) fn writer(&mut self, pool: &mut BufPool) -> &mut Vec<u8> {
-        if self.buf.capacity() == 0 {
-            self.buf = pool.take();
+        if self.tail.capacity() == 0 {
+            self.tail = pool.take();
         }
-        &mut self.buf
+        &mut self.tail
     }
 
-    /// The queue's buffer as it is, for replies that are rare enough (pongs, close frames) to
-    /// not need a pooled one.
+    /// The tail as it is, for replies rare enough (pongs, close frames) to not need a pooled
+    /// buffer.
     pub(crate) fn raw_buf(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
+        &mut self.tail
     }
 
-    /// Writes as much as the socket takes. Returns `Ok(true)` when the queue is now empty
-    /// (its buffer back in the pool), `Ok(false)` when the kernel refused the rest.
+    /// Queues a shared frame behind everything queued so far.
+    pub(crate) fn push_shared(&mut self, frame: SharedFrame) {
+        if !self.tail.is_empty() {
+            let tail = std::mem::take(&mut self.tail);
+            self.chunks_len += tail.len();
+            self.chunks.push_back(Chunk::Owned(tail));
+        }
+        self.chunks_len += frame.len();
+        self.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    /// Writes as much as the socket takes, in vectored writes. Returns `Ok(true)` when the
+    /// queue is now empty (its buffers back in the pool), `Ok(false)` when the kernel refused
+    /// the rest.
     pub(crate) fn flush<W: Write>(
         &mut self,
         socket: &mut W,
         pool: &mut BufPool,
     ) -> io::Result<bool> {
-        while self.start < self.buf.len() {
-            match socket.write(&self.buf[self.start..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.start += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.compact();
-                    return Ok(false);
+        while !self.is_empty() {
+            let result = if self.chunks.is_empty() {
+                socket.write(&self.tail[self.written..])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let pieces = self.chunks.iter().map(Chunk::bytes).chain([&self.tail[..]]);
+                let mut count = 0;
+                for (slot, piece) in slices.iter_mut().zip(pieces) {
+                    let skip = if count == 0 { self.written } else { 0 };
+                    *slot = IoSlice::new(&piece[skip..]);
+                    count += 1;
                 }
+                socket.write_vectored(&slices[..count])
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n, pool),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         self.release(pool);
         Ok(true)
+    }
+
+    /// Drops `n` written bytes from the front.
+    fn advance(&mut self, mut n: usize, pool: &mut BufPool) {
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                self.written += n;
+                return;
+            };
+            let left = front.bytes().len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            self.chunks_len -= front.bytes().len();
+            if let Some(Chunk::Owned(buf)) = self.chunks.pop_front() {
+                pool.give(buf);
+            }
+        }
     }
 
     /// Sends a frame with nothing queued ahead of it: header and payload in one vectored
@@ -124,18 +196,42 @@ impl OutQueue {
         Ok(())
     }
 
-    /// Hands the buffer back to the pool (connection closing or queue drained).
-    pub(crate) fn release(&mut self, pool: &mut BufPool) {
-        self.start = 0;
-        pool.give(std::mem::take(&mut self.buf));
+    /// Sends a shared frame with nothing queued ahead of it, queueing (by reference) what the
+    /// kernel refused.
+    pub(crate) fn write_shared_direct<W: Write>(
+        &mut self,
+        socket: &mut W,
+        frame: SharedFrame,
+    ) -> io::Result<()> {
+        debug_assert!(self.is_empty());
+        let mut written = 0;
+        while written < frame.len() {
+            match socket.write(&frame[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if written < frame.len() {
+            self.push_shared(frame);
+            self.written = written;
+        }
+        Ok(())
     }
 
-    /// Moves the unsent bytes to the front so appends do not grow the buffer without end.
-    fn compact(&mut self) {
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+    /// Empties the queue and hands its buffers back to the pool (queue drained, or the
+    /// connection closing).
+    pub(crate) fn release(&mut self, pool: &mut BufPool) {
+        for chunk in self.chunks.drain(..) {
+            if let Chunk::Owned(buf) = chunk {
+                pool.give(buf);
+            }
         }
+        self.chunks_len = 0;
+        self.written = 0;
+        pool.give(std::mem::take(&mut self.tail));
     }
 }
 
@@ -182,7 +278,33 @@ mod tests {
         assert!(queue.flush(&mut socket, &mut pool).unwrap());
         assert_eq!(socket.taken, b"HEADpayload+next");
         assert!(queue.is_empty());
-        assert_eq!(queue.buf.capacity(), 0, "an empty queue holds no buffer");
+        assert_eq!(queue.tail.capacity(), 0, "an empty queue holds no buffer");
         assert_eq!(pool.free.len(), 1, "the buffer went back to the pool");
+    }
+
+    #[test]
+    fn shared_frames_keep_their_place_in_line() {
+        let mut pool = BufPool::default();
+        let mut queue = OutQueue::default();
+        let mut socket = Trickle {
+            taken: Vec::new(),
+            room: 4,
+        };
+        let frame: SharedFrame = Arc::from(&b"SHARED"[..]);
+        queue
+            .write_shared_direct(&mut socket, frame.clone())
+            .unwrap();
+        queue.writer(&mut pool).extend_from_slice(b"-a-");
+        queue.push_shared(frame.clone());
+        queue.writer(&mut pool).extend_from_slice(b"-b");
+        assert_eq!(queue.len(), 2 + 3 + 6 + 2);
+        socket.room = 100;
+        assert!(queue.flush(&mut socket, &mut pool).unwrap());
+        assert_eq!(socket.taken, b"SHARED-a-SHARED-b");
+        assert_eq!(
+            Arc::strong_count(&frame),
+            1,
+            "queued references are released"
+        );
     }
 }

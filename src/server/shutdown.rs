@@ -8,11 +8,11 @@ use mio::Waker;
 /// The request to stop, and the waker that makes the loop notice it.
 pub(crate) struct ShutdownFlag {
     requested: AtomicBool,
-    waker: Waker,
+    waker: Arc<Waker>,
 }
 
 impl ShutdownFlag {
-    pub(crate) fn new(waker: Waker) -> ShutdownFlag {
+    pub(crate) fn new(waker: Arc<Waker>) -> ShutdownFlag {
         ShutdownFlag {
             requested: AtomicBool::new(false),
             waker,
