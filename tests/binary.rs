@@ -1,0 +1,217 @@
+//! The `wsloop` binary as a process: startup line, echo, SIGTERM, and its errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
+use tungstenite::Message as TMessage;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsloop");
+
+/// Kills the child if the test ends early.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsloop");
+        Proc(child)
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "wsloop did not exit within {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        self.0
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    fn stdout_rest(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            out.read_to_string(&mut text).unwrap();
+        }
+        text
+    }
+
+    /// Reads the first stdout line, `listening on ws://ADDR`, within 10 s.
+    fn listening_addr(&mut self) -> SocketAddr {
+        let stdout = self.0.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("no startup line within 10 s");
+        let addr = line
+            .trim_end()
+            .strip_prefix("listening on ws://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        addr.parse().expect("listening address")
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+#[test]
+fn binary_echoes_and_exits_0_on_sigterm() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0", "--close-timeout", "2s"]);
+    let addr = proc.listening_addr();
+    assert_ne!(addr.port(), 0);
+    let mut ws = ws_connect(addr);
+    ws.send(TMessage::text("hello binary")).unwrap();
+    assert_eq!(ws_read_data(&mut ws), TMessage::text("hello binary"));
+    let mut raw = Raw::open(addr);
+    raw.send(OP_BINARY, &[1, 2, 3]);
+    assert_eq!(raw.read_message(), (OP_BINARY, vec![1, 2, 3]));
+    ws_close(ws);
+
+    // SIGTERM with a connection open: it is closed with 1001, then the process exits 0.
+    proc.sigterm();
+    let close = raw.expect_close_frame();
+    assert_eq!(close.close_code(), Some(1001));
+    raw.send(OP_CLOSE, &close_payload(1001, b""));
+    raw.expect_closed();
+    drop(raw);
+    let status = proc.wait_within(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "exit status {status:?}, stderr {:?}",
+        proc.stderr()
+    );
+}
+
+#[test]
+fn binary_exits_0_on_sigterm_when_idle() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0"]);
+    let addr = proc.listening_addr();
+    let mut ws = ws_connect(addr);
+    ws.send(TMessage::Ping(b"x".to_vec())).unwrap();
+    assert_eq!(ws.read().unwrap(), TMessage::Pong(b"x".to_vec()));
+    // tungstenite answers the server's 1001 by itself.
+    proc.sigterm();
+    match ws.read().unwrap() {
+        TMessage::Close(Some(frame)) => assert_eq!(frame.code, TCloseCode::Away),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(matches!(
+        ws.read(),
+        Err(tungstenite::Error::ConnectionClosed)
+    ));
+    drop(ws);
+    let status = proc.wait_within(Duration::from_secs(5));
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn binary_on_a_taken_port_exits_nonzero_with_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut proc = Proc::spawn(&["--listen", &addr]);
+    let status = proc.wait_within(Duration::from_secs(10));
+    assert!(!status.success(), "exit status {status:?}");
+    let stderr = proc.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr:?}");
+    assert!(
+        lines[0].contains(&addr),
+        "the error does not name the address: {stderr:?}"
+    );
+    assert!(
+        lines[0].to_ascii_lowercase().contains("in use"),
+        "the error does not say why: {stderr:?}"
+    );
+    assert_eq!(proc.stdout_rest(), "", "it must not claim to listen");
+    drop(taken);
+}
+
+#[test]
+fn binary_rejects_a_bad_flag_value() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0", "--max-message-size", "ten"]);
+    let status = proc.wait_within(Duration::from_secs(10));
+    assert!(!status.success(), "exit status {status:?}");
+    let stderr = proc.stderr();
+    assert!(
+        stderr.contains("--max-message-size") && stderr.contains("ten"),
+        "the error does not name the flag and value: {stderr:?}"
+    );
+    assert!(
+        stderr.contains("invalid value"),
+        "not a clear error: {stderr:?}"
+    );
+    assert_eq!(proc.stdout_rest(), "");
+
+    let mut proc = Proc::spawn(&["--listen", "not-an-address"]);
+    let status = proc.wait_within(Duration::from_secs(10));
+    assert!(!status.success(), "exit status {status:?}");
+    let stderr = proc.stderr();
+    assert!(
+        stderr.contains("--listen") && stderr.contains("not-an-address"),
+        "{stderr:?}"
+    );
+
+    let mut proc = Proc::spawn(&["--no-such-flag"]);
+    let status = proc.wait_within(Duration::from_secs(10));
+    assert!(!status.success());
+    assert!(proc.stderr().contains("--no-such-flag"));
+}
+
+#[test]
+fn binary_prints_its_version() {
+    let mut proc = Proc::spawn(&["--version"]);
+    let status = proc.wait_within(Duration::from_secs(10));
+    assert!(status.success());
+    assert_eq!(
+        proc.stdout_rest().trim_end(),
+        format!("wsloop {}", env!("CARGO_PKG_VERSION"))
+    );
+}
