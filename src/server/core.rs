@@ -276,8 +276,21 @@ impl Core {
         self.topics.unsubscribe(topic_id, id)
     }
 
+    /// Marks the connection as no longer open for the handler: it leaves its topics, and
+    /// returns whether `on_close` is still owed (it was opened and not reported yet).
+    pub(crate) fn take_close_report(&mut self, id: ConnId) -> bool {
+        self.unsubscribe_all(id);
+        match self.get_mut(id) {
+            Some(conn) if conn.opened && !conn.close_reported => {
+                conn.close_reported = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Unsubscribes a connection that is going away from all its topics.
-    pub(crate) fn unsubscribe_all(&mut self, id: ConnId) {
+    fn unsubscribe_all(&mut self, id: ConnId) {
         if let Some(conn) = self
             .conns
             .get_mut(id.index())

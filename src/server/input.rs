@@ -218,13 +218,10 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
         SessionEvent::Frame(Event::Ping(payload)) => handler.on_ping(&mut ctx, id, &payload),
         SessionEvent::Frame(Event::Pong(payload)) => handler.on_pong(&mut ctx, id, &payload),
         SessionEvent::Frame(Event::Close(code, reason)) => {
-            mark_close_reported(core, id);
-            handler.on_close(
-                &mut Context::new(core),
-                id,
-                code.unwrap_or(CloseCode::NO_STATUS),
-                &reason,
-            );
+            if core.take_close_report(id) {
+                let code = code.unwrap_or(CloseCode::NO_STATUS);
+                handler.on_close(&mut Context::new(core), id, code, &reason);
+            }
         }
         SessionEvent::Frame(Event::Compressed { text, data }) => {
             let event = inflate(core, id, text, &data);
@@ -233,20 +230,15 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
             handler.on_error(&mut ctx, id, &Error::Protocol(err));
-            mark_close_reported(core, id);
-            handler.on_close(
-                &mut Context::new(core),
-                id,
-                CloseCode::ABNORMAL,
-                err.reason(),
-            );
+            if core.take_close_report(id) {
+                handler.on_close(
+                    &mut Context::new(core),
+                    id,
+                    CloseCode::ABNORMAL,
+                    err.reason(),
+                );
+            }
         }
-    }
-}
-
-fn mark_close_reported(core: &mut Core, id: ConnId) {
-    if let Some(conn) = core.get_mut(id) {
-        conn.close_reported = true;
     }
 }
 

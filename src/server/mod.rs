@@ -488,11 +488,7 @@ impl<H: Handler> Server<H> {
     }
 
     fn report_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
-        let Some(conn) = self.core.get_mut(id) else {
-            return;
-        };
-        if conn.opened && !conn.close_reported {
-            conn.close_reported = true;
+        if self.core.take_close_report(id) {
             self.handler
                 .on_close(&mut Context::new(&mut self.core), id, code, reason);
         }
@@ -511,7 +507,6 @@ impl<H: Handler> Server<H> {
             }
         }
         self.report_close(id, CloseCode::ABNORMAL, "");
-        self.core.unsubscribe_all(id);
         let mut conn = self.core.conns.remove(id.index());
         let _ = self.core.registry.deregister(&mut conn.socket);
         conn.out.release(&mut self.core.pool);
