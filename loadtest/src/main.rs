@@ -13,6 +13,7 @@ mod stamp;
 mod stats;
 mod system;
 mod target;
+mod timer;
 mod traffic;
 mod units;
 mod worker;

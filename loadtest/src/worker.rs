@@ -18,6 +18,7 @@ use crate::cli::{ModeKind, Plan};
 use crate::client::{connect_error, Conn, Phase, Progress};
 use crate::stamp::Clock;
 use crate::stats::{new_histogram, record, ErrorKind, Stats};
+use crate::timer::PreciseTimer;
 use crate::traffic::{first_slot, Load};
 
 /// Handshakes in progress per thread when no --connect-rate is given: enough to connect
@@ -34,6 +35,8 @@ const QUIET: Duration = Duration::from_millis(500);
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// The one read buffer of a thread; every connection's input passes through it.
 const READ_BUFFER: usize = 256 << 10;
+/// The precise timer's token: beyond any slab key.
+const TIMER: Token = Token(usize::MAX);
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -75,6 +78,7 @@ pub struct Worker {
     plan: Arc<Plan>,
     shared: Arc<Shared>,
     poll: Poll,
+    timer: PreciseTimer,
     conns: Slab<Conn>,
     /// The connection ids this thread opens, in order.
     ids: Vec<u64>,
@@ -116,10 +120,13 @@ impl Worker {
         let start = shared.start;
         let load = Load::new(&plan, start, shared.clock, quota);
         let end_at = (plan.mode != ModeKind::Idle).then_some(start + plan.duration);
+        let poll = Poll::new()?;
+        let timer = PreciseTimer::new(poll.registry(), TIMER)?;
         Ok(Worker {
             thread,
+            poll,
+            timer,
             connect_rate: plan.connect_rate.map(|rate| rate / threads as f64),
-            poll: Poll::new()?,
             conns: Slab::with_capacity(ids.len()),
             ids,
             next_id: 0,
@@ -142,6 +149,7 @@ impl Worker {
 
     /// Runs until every connection is closed; returns what was measured.
     pub fn run(mut self) -> io::Result<Stats> {
+        PreciseTimer::tighten_slack();
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
@@ -152,13 +160,26 @@ impl Worker {
                 break;
             }
             let (wake, precise) = self.next_wake(now);
-            let timeout = wait_for(wake.saturating_duration_since(now), precise);
+            let wait = wake.saturating_duration_since(now);
+            if precise && !wait.is_zero() {
+                // The timerfd wakes the poll on time; the poll's own timeout is a backstop.
+                self.timer.arm(wait)?;
+            }
+            let timeout = if precise {
+                wait + Duration::from_millis(1)
+            } else {
+                wait
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
                 }
             }
             for event in events.iter() {
+                if event.token() == TIMER {
+                    self.timer.clear();
+                    continue;
+                }
                 let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                 self.on_event(event.token().0, readable);
             }
@@ -574,29 +595,5 @@ impl Worker {
             }
         }
         (wake.max(now), precise)
-    }
-}
-
-/// The poll timeout for a wait of `wait`. epoll counts whole milliseconds and mio rounds up,
-/// which would make open-loop sends up to a millisecond late; a precise wait sleeps whole
-/// milliseconds and polls without blocking for the rest.
-fn wait_for(wait: Duration, precise: bool) -> Duration {
-    if precise {
-        Duration::from_millis(wait.as_millis() as u64)
-    } else {
-        wait
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precise_waits_never_oversleep() {
-        let wait = Duration::from_micros(2700);
-        assert_eq!(wait_for(wait, true), Duration::from_millis(2));
-        assert_eq!(wait_for(Duration::from_micros(300), true), Duration::ZERO);
-        assert_eq!(wait_for(wait, false), wait);
     }
 }
