@@ -14,6 +14,9 @@ use super::mask::apply_mask;
 use super::utf8::{self, Utf8Stream};
 use super::Status;
 
+/// The most a frame's declared length makes the receiver reserve before its bytes arrive.
+const RESERVE_AHEAD: u64 = 64 << 10;
+
 /// Which end of the connection this is: it decides which frames must be masked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -200,8 +203,10 @@ impl Receiver {
                     .as_mut()
                     .expect("data frames belong to a message");
                 if !frame.started {
-                    // Bounded by the message limit, checked in begin_frame.
-                    message.data.reserve(frame.remaining as usize);
+                    // Reserve for what is likely to come soon, not for what the header
+                    // declares: a peer that declares 16 MiB and sends one byte must not cost
+                    // 16 MiB. Past this, the buffer grows with the bytes that really arrive.
+                    message.data.reserve(frame.remaining.min(RESERVE_AHEAD) as usize);
                 }
                 if message.text && !message.compressed {
                     message
