@@ -199,13 +199,18 @@ impl Load {
         }
     }
 
-    /// Queues a ping whose pong proves the connection alive.
+    /// Queues a ping whose pong proves the connection alive. While one is unanswered no
+    /// other is sent (a peer may answer only the latest of several pings, RFC 6455 section
+    /// 5.5.3); its pong then proves the same.
     pub fn ping(&mut self, conn: &mut Conn, now: Instant) {
+        conn.traffic.alive = false;
+        if conn.traffic.ping.is_some() {
+            return;
+        }
         let token = payload::token(conn.traffic.id, conn.traffic.next_seq);
         if conn.ping(&token.to_be_bytes()) {
             conn.traffic.next_seq += 1;
             conn.traffic.ping = Some((token, now));
-            conn.traffic.alive = false;
             self.stats.pings += 1;
         }
     }
