@@ -209,3 +209,123 @@ fn many_messages_in_one_write_are_echoed_in_order() {
     raw.close_normally();
     stop(handle, join);
 }
+
+#[test]
+fn frames_split_into_one_byte_writes_are_reassembled() {
+    let (addr, handle, join) = start(config(), Echo);
+    let mut raw = Raw::open(addr);
+    let mut bytes = client_frame(OP_PING, b"split ping");
+    // A 16-bit and a 64-bit extended length, split inside the length and the mask.
+    bytes.extend(client_frame(OP_BINARY, &pattern(300, 1)));
+    bytes.extend(client_frame(OP_BINARY, &pattern(70_000, 2)));
+    bytes.extend(client_frame(OP_TEXT, "split ✓".as_bytes()));
+    let small_end = client_frame(OP_PING, b"split ping").len() + 308;
+    for (i, byte) in bytes.iter().enumerate() {
+        raw.write(&[*byte]);
+        // Byte by byte through the headers and the small frames; the large payload in bulk.
+        if i < small_end + 14 || i >= bytes.len() - 20 {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+    let pong = raw.frame();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (OP_PONG, &b"split ping"[..])
+    );
+    assert_eq!(raw.read_message(), (OP_BINARY, pattern(300, 1)));
+    assert_eq!(raw.read_message(), (OP_BINARY, pattern(70_000, 2)));
+    assert_eq!(raw.read_message(), (OP_TEXT, "split ✓".as_bytes().to_vec()));
+    raw.close_normally();
+    stop(handle, join);
+}
+
+#[test]
+fn replies_keep_the_order_of_requests_across_sizes() {
+    // Small replies are queued, large ones may be written directly: the order must hold.
+    let (addr, handle, join) = start(config(), Echo);
+    let mut raw = Raw::open(addr);
+    let sizes = [
+        5usize,
+        20 << 10,
+        0,
+        100 << 10,
+        3,
+        16 << 10,
+        16 << 10,
+        1,
+        200 << 10,
+        7,
+    ];
+    let mut bytes = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        bytes.extend(client_frame(OP_BINARY, &pattern(len, i as u8)));
+        if i % 3 == 1 {
+            bytes.extend(client_frame(OP_PING, &[i as u8]));
+        }
+    }
+    let writer = {
+        let mut stream = raw.stream.try_clone().unwrap();
+        std::thread::spawn(move || std::io::Write::write_all(&mut stream, &bytes).unwrap())
+    };
+    for (i, &len) in sizes.iter().enumerate() {
+        assert_eq!(
+            raw.read_message(),
+            (OP_BINARY, pattern(len, i as u8)),
+            "reply {i}"
+        );
+        if i % 3 == 1 {
+            let pong = raw.frame();
+            assert_eq!(
+                (pong.opcode, pong.payload),
+                (OP_PONG, vec![i as u8]),
+                "pong {i}"
+            );
+        }
+    }
+    writer.join().unwrap();
+    raw.close_normally();
+    stop(handle, join);
+}
+
+#[test]
+fn messages_before_a_violation_are_echoed_then_the_connection_fails() {
+    let (addr, handle, join) = start(config(), Echo);
+    let mut raw = Raw::open(addr);
+    let mut bytes = client_frame(OP_TEXT, b"good one");
+    bytes.extend(frame(true, 0, OP_TEXT, None, b"unmasked"));
+    bytes.extend(client_frame(OP_TEXT, b"never echoed"));
+    raw.write(&bytes);
+    assert_eq!(raw.read_message(), (OP_TEXT, b"good one".to_vec()));
+    raw.expect_failed_with(1002);
+    stop(handle, join);
+}
+
+#[test]
+fn frames_after_the_client_close_are_ignored() {
+    let (addr, handle, join) = start(config(), Echo);
+    let mut raw = Raw::open(addr);
+    let mut bytes = client_frame(OP_TEXT, b"before");
+    bytes.extend(client_frame(OP_CLOSE, &close_payload(1000, b"")));
+    bytes.extend(client_frame(OP_TEXT, b"after"));
+    bytes.extend(client_frame(OP_PING, b"after"));
+    raw.write(&bytes);
+    assert_eq!(raw.read_message(), (OP_TEXT, b"before".to_vec()));
+    let close = raw.expect_close_frame();
+    assert_eq!(close.close_code(), Some(1000));
+    // Nothing after the close echo: no echo, no pong.
+    raw.expect_closed();
+    drop(raw);
+    stop(handle, join);
+}
+
+#[test]
+fn half_closed_client_still_gets_its_replies() {
+    let (addr, handle, join) = start(config(), Echo);
+    let mut raw = Raw::open(addr);
+    raw.send(OP_TEXT, b"last words");
+    raw.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(raw.read_message(), (OP_TEXT, b"last words".to_vec()));
+    raw.expect_closed();
+    drop(raw);
+    stop(handle, join);
+}

@@ -359,3 +359,38 @@ fn upgrade_hook_sees_origin() {
     raw2.close_normally();
     stop(handle, join);
 }
+
+#[test]
+fn missing_host_or_connection_upgrade_is_400() {
+    let (addr, handle, join) = start(config(), Echo);
+    let response = http(
+        addr,
+        &request_with("GET / HTTP/1.1", &[UPGRADE, CONNECTION, GOOD_KEY, VERSION]),
+    );
+    assert_eq!(response.status, 400, "missing Host");
+    let response = http(
+        addr,
+        &request_with("GET / HTTP/1.1", &[HOST, UPGRADE, GOOD_KEY, VERSION]),
+    );
+    assert_eq!(response.status, 400, "missing Connection");
+    let response = http(
+        addr,
+        &request_with(
+            "GET / HTTP/1.1",
+            &[HOST, UPGRADE, "Connection: keep-alive", GOOD_KEY, VERSION],
+        ),
+    );
+    assert_eq!(response.status, 400, "Connection without upgrade");
+    stop(handle, join);
+}
+
+#[test]
+fn garbage_instead_of_http_is_400() {
+    let (addr, handle, join) = start(config(), Echo);
+    let response = http(
+        addr,
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    );
+    assert_eq!(response.status, 400);
+    stop(handle, join);
+}

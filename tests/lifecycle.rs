@@ -288,3 +288,117 @@ fn shutdown_with_no_connections_returns_at_once() {
     assert!(t0.elapsed() < Duration::from_millis(500));
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn unanswered_handler_close_ends_after_close_timeout_with_one_on_close() {
+    let mut cfg = config();
+    cfg.close_timeout = Duration::from_millis(300);
+    let (handler, evs) = Recorder::new();
+    let (addr, handle, join) = start(cfg, handler);
+    let mut raw = Raw::open(addr);
+    raw.send(OP_TEXT, b"close me");
+    let t0 = Instant::now();
+    assert_eq!(raw.expect_close_frame().close_code(), Some(4000));
+    // No answer: the server drops the connection once the close timeout has passed.
+    raw.set_read_timeout(Duration::from_secs(2));
+    raw.expect_closed();
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1500),
+        "dropped after {elapsed:?}, expected ~300 ms"
+    );
+    drop(raw);
+    let id = opened(&evs)[0];
+    wait_until(Duration::from_secs(2), "on_close", || {
+        events_of(&evs, id)
+            .iter()
+            .any(|e| matches!(e, Ev::Close(..)))
+    });
+    assert_eq!(
+        events_of(&evs, id)[3..],
+        [Ev::Error(id, "timeout"), Ev::Close(id, 1006, String::new())]
+    );
+    stop(handle, join);
+    assert_closed_exactly_once(&evs);
+}
+
+/// Greets every connection from `on_open` with a small and a large message.
+struct Greeter;
+
+impl wsloop::Handler for Greeter {
+    fn on_open(&mut self, ctx: &mut wsloop::Context<'_>, id: wsloop::ConnId) {
+        assert_eq!(ctx.ready_state(id), ReadyState::Open);
+        ctx.send_text(id, "welcome").unwrap();
+        ctx.send_binary(id, &[0x5a; 64 << 10]).unwrap();
+        ctx.ping(id, b"hello?").unwrap();
+    }
+
+    fn on_message(
+        &mut self,
+        ctx: &mut wsloop::Context<'_>,
+        id: wsloop::ConnId,
+        msg: wsloop::Message<'_>,
+    ) {
+        let _ = ctx.send(id, msg);
+    }
+}
+
+#[test]
+fn sends_from_on_open_come_after_the_101() {
+    let (addr, handle, join) = start(config(), Greeter);
+    let mut raw = Raw::connect(addr);
+    let mut bytes = upgrade_request("/", &[]);
+    bytes.extend(client_frame(OP_TEXT, b"early"));
+    raw.write(&bytes);
+    assert_upgraded(&raw.read_response());
+    assert_eq!(raw.read_message(), (OP_TEXT, b"welcome".to_vec()));
+    assert_eq!(raw.read_message(), (OP_BINARY, vec![0x5a; 64 << 10]));
+    let ping = raw.frame();
+    assert_eq!(
+        (ping.opcode, ping.payload.as_slice()),
+        (OP_PING, &b"hello?"[..])
+    );
+    assert_eq!(raw.read_message(), (OP_TEXT, b"early".to_vec()));
+    raw.close_normally();
+    stop(handle, join);
+}
+
+#[test]
+fn auto_pong_off_leaves_pings_to_the_handler() {
+    let mut cfg = config();
+    cfg.auto_pong = false;
+    let (handler, evs) = Recorder::new();
+    let (addr, handle, join) = start(cfg, handler);
+    let mut raw = Raw::open(addr);
+    raw.send(OP_PING, b"anyone?");
+    raw.send(OP_TEXT, b"marker");
+    // The echo of the marker comes first: no pong was sent.
+    assert_eq!(raw.read_message(), (OP_TEXT, b"marker".to_vec()));
+    let id = opened(&evs)[0];
+    assert!(events_of(&evs, id).contains(&Ev::Ping(id, b"anyone?".to_vec())));
+    raw.close_normally();
+    stop(handle, join);
+}
+
+#[test]
+fn shutdown_drops_connections_still_in_the_handshake() {
+    let (handler, evs) = Recorder::new();
+    let (addr, handle, join) = start(config(), handler);
+    let mut half = Raw::connect(addr);
+    half.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n");
+    let mut open = Raw::open(addr);
+    let t0 = Instant::now();
+    handle.shutdown();
+    assert_eq!(open.expect_close_frame().close_code(), Some(1001));
+    open.send(OP_CLOSE, &close_payload(1001, b""));
+    open.expect_closed();
+    drop(open);
+    // The half-done handshake gets no 101, just the end of the connection.
+    half.expect_closed();
+    drop(half);
+    join_within(join, Duration::from_secs(1));
+    assert!(t0.elapsed() < Duration::from_millis(900));
+    // Only the open connection was ever reported.
+    assert_eq!(opened(&evs).len(), 1);
+    assert_closed_exactly_once(&evs);
+}

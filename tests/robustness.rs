@@ -161,6 +161,16 @@ fn third_connection_over_max_connections_2_gets_503() {
     assert_eq!(response.status, 503, "{:?}", response.status_line);
     third.expect_closed();
     drop(third);
+    // A client that sends its request at once (as tungstenite does) sees the 503 too.
+    for _ in 0..5 {
+        match tungstenite::client(format!("ws://{addr}/"), tcp(addr)) {
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                assert_eq!(resp.status().as_u16(), 503)
+            }
+            Err(err) => panic!("expected an HTTP 503, got {err}"),
+            Ok(_) => panic!("a third connection was accepted"),
+        }
+    }
     // The two held connections still work.
     a.send(OP_TEXT, b"a");
     assert_eq!(a.read_message(), (OP_TEXT, b"a".to_vec()));
