@@ -112,14 +112,20 @@ impl Run {
     }
 }
 
-/// Runs the generator with `args` (plus --json into a fresh directory) and reads the report.
+/// Runs the generator quietly with `args` (plus --json into a fresh directory) and reads the
+/// report.
 fn run(name: &str, args: &[&str]) -> Run {
+    run_with(name, args, true)
+}
+
+/// Like [`run`], with the live line on stderr unless `quiet`.
+fn run_with(name: &str, args: &[&str], quiet: bool) -> Run {
     let dir = std::env::temp_dir().join(format!("wsloop-load-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let output = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
         .args(args)
-        .arg("--quiet")
+        .args(quiet.then_some("--quiet"))
         .arg("--json")
         .arg(&json)
         .current_dir(&dir)
@@ -201,6 +207,9 @@ fn echo_stops_at_a_message_count() {
         "0s",
         "--messages",
         "5000",
+        // Two worker threads share the count and their figures are merged.
+        "--threads",
+        "2",
     ];
     let run = run("count", &args);
     assert_clean(&run);
@@ -220,8 +229,10 @@ fn closed_loop_latency() {
     let args = [
         "latency", "--url", &url, "-c", "50", "-d", "1200ms", "--warmup", "200ms", "--size", "20",
     ];
-    let run = run("closed", &args);
+    let run = run_with("closed", &args, false);
     assert_clean(&run);
+    let live = String::from_utf8_lossy(&run.output.stderr);
+    assert!(live.contains("[   1s] open 50 "), "live line: {live}");
     assert_eq!(run.u64("messages_received"), run.u64("messages_sent"));
     assert_eq!(run.report["open_loop"], false);
     assert_eq!(run.report["latency_uncorrected_us"], Value::Null);
