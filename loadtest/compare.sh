@@ -64,7 +64,7 @@ scenario_args() {
         echo-16k) echo echo "${common[@]}" --warmup "$WARMUP" -c 100 --size 16KiB --depth 4 ;;
         latency-closed) echo latency "${common[@]}" --warmup "$WARMUP" -c 1000 --size 20 ;;
         latency-open) echo latency "${common[@]}" --warmup "$WARMUP" -c 1000 --size 20 --rate "$OPEN_LOOP_RATE" ;;
-        idle) echo idle "${common[@]}" -c "$IDLE_CONNECTIONS" --connect-rate 5000 --ping-interval 2s ;;
+        idle) echo idle "${common[@]}" -c "$IDLE_CONNECTIONS" --connect-rate 5000 --ping-interval 2s --source 127.0.0.1-127.0.0.4 ;;
         *) echo "unknown scenario $1" >&2; return 1 ;;
     esac
 }
@@ -107,11 +107,9 @@ for server in "${available[@]}"; do
     for scenario in $SCENARIOS; do
         # A fresh server per scenario: no scenario inherits another's memory or state.
         start_server "$server"
-        echo "$server / $scenario" >&2
-        # shellcheck disable=SC2046
-        taskset -c "$LOAD_CPU" "$LOAD" $(scenario_args "$scenario") \
-            --server-pid "$SERVER_PID" --json "$OUT/$server.$scenario.json" \
-            >"$OUT/$server.$scenario.txt" 2>&1 || echo "  (exit $? - see $OUT/$server.$scenario.txt)" >&2
+        command="taskset -c $LOAD_CPU $LOAD $(scenario_args "$scenario") --server-pid $SERVER_PID --json $OUT/$server.$scenario.json"
+        echo "$server / $scenario: $command" | tee -a "$OUT/commands.txt" >&2
+        $command >"$OUT/$server.$scenario.txt" 2>&1 || echo "  (exit $? - see $OUT/$server.$scenario.txt)" >&2
         stop_server
         sleep 1 # let TIME_WAIT sockets and the port settle
     done
@@ -135,9 +133,13 @@ def figures(r, scenario):
         return {"bytes/conn": idle.get("bytes_per_connection"), "alive": idle.get("alive_at_end"),
                 "server cores": busy("server")}
     lat = r.get("latency_us") or {}
-    return {"msgs/s": r.get("messages_per_sec"), "p50 us": lat.get("p50"), "p99 us": lat.get("p99"),
-            "p99.9 us": lat.get("p99_9"), "errors": r.get("errors_total"),
-            "server cores": busy("server"), "generator cores": r["generator"]["cores_busy"]}
+    row = {"msgs/s": r.get("messages_per_sec"), "p50 us": lat.get("p50"), "p99 us": lat.get("p99"),
+           "p99.9 us": lat.get("p99_9")}
+    if r.get("latency_uncorrected_us"):
+        row["uncorrected p99 us"] = r["latency_uncorrected_us"].get("p99")
+    row.update({"errors": r.get("errors_total"), "server cores": busy("server"),
+                "generator cores": r["generator"]["cores_busy"]})
+    return row
 print("scenario\tfigure\t" + "\t".join(servers) + "\t" + "\t".join(f"{s}/wsloop" for s in servers if s != "wsloop"))
 for scenario in scenarios:
     per = {s: figures(load(s, scenario), scenario) for s in servers}
