@@ -42,8 +42,10 @@ impl Handler for CheckedEcho {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:9002".parse().expect("a valid address");
+    let config = Config {
+        listen: "127.0.0.1:9002".parse().expect("a valid address"),
+        ..Config::default()
+    };
     let server = Server::bind(config, CheckedEcho)?;
     println!("listening on ws://{}/echo", server.local_addr());
     server.run()

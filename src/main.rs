@@ -51,10 +51,12 @@ struct Args {
     /// zlib compression level, 0-9 (1 is fast and close to 6 on small messages).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9), requires = "deflate")]
     deflate_level: u32,
-    /// Keep no compression context between messages, either way: no per-connection window is
-    /// held while a connection is idle, at some cost in ratio.
+    /// Keep each connection's LZ77 windows between messages, both ways: better ratios on
+    /// small similar messages, but about 330 KiB per connection that has used compression.
+    /// Without it, messages are compressed independently by zlib streams shared across the
+    /// loop, and connections hold no compression memory.
     #[arg(long, requires = "deflate")]
-    deflate_no_context_takeover: bool,
+    deflate_context_takeover: bool,
     /// Largest LZ77 window (server_max_window_bits and client_max_window_bits), 8-15.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), requires = "deflate")]
     deflate_window_bits: u8,
@@ -75,9 +77,9 @@ impl Args {
             handshake_timeout: self.handshake_timeout,
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             close_timeout: self.close_timeout,
-            deflate: self.deflate.then(|| DeflateConfig {
-                server_no_context_takeover: self.deflate_no_context_takeover,
-                client_no_context_takeover: self.deflate_no_context_takeover,
+            deflate: self.deflate.then_some(DeflateConfig {
+                server_no_context_takeover: !self.deflate_context_takeover,
+                client_no_context_takeover: !self.deflate_context_takeover,
                 server_max_window_bits: self.deflate_window_bits,
                 client_max_window_bits: self.deflate_window_bits,
                 threshold: self.deflate_threshold,

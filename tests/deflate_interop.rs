@@ -13,7 +13,10 @@ use std::time::Duration;
 use wsloop::proto::deflate::DeflateConfig;
 use wsloop::{Config, Echo};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/deflate_client.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/deflate_client.py"
+);
 
 fn client_available() -> bool {
     let found = Command::new("python3")

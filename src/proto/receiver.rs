@@ -206,7 +206,9 @@ impl Receiver {
                     // Reserve for what is likely to come soon, not for what the header
                     // declares: a peer that declares 16 MiB and sends one byte must not cost
                     // 16 MiB. Past this, the buffer grows with the bytes that really arrive.
-                    message.data.reserve(frame.remaining.min(RESERVE_AHEAD) as usize);
+                    message
+                        .data
+                        .reserve(frame.remaining.min(RESERVE_AHEAD) as usize);
                 }
                 if message.text && !message.compressed {
                     message
