@@ -443,11 +443,13 @@ impl Worker {
         match self.stage {
             Stage::Running => match self.plan.mode {
                 ModeKind::Echo | ModeKind::Latency | ModeKind::Broadcast => {
-                    let drained = self
-                        .conns
-                        .iter()
-                        .all(|(_, c)| c.traffic.inflight.is_empty());
-                    let out_of_quota = self.load.quota_used_up() && drained;
+                    // In this order: every connection is scanned only once the quota is
+                    // used up, not on every turn of the loop.
+                    let out_of_quota = self.load.quota_used_up()
+                        && self
+                            .conns
+                            .iter()
+                            .all(|(_, c)| c.traffic.inflight.is_empty());
                     if self.end_at.is_some_and(|end| now >= end) || out_of_quota {
                         self.stop_sending(now);
                         self.stage = Stage::Draining {
