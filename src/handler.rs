@@ -155,7 +155,9 @@ pub trait Handler {
     /// The connection is open: the 101 response is queued and sends are accepted.
     fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
 
-    /// A complete text or binary message.
+    /// A complete text or binary message. Messages the peer sent before it saw the server's
+    /// close frame are still delivered (`ready_state` is then `Closing`); replies to them are
+    /// refused, as nothing may follow a close frame.
     fn on_message(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _msg: Message<'_>) {}
 
     /// A ping; with `auto_pong` on (the default) the pong has already been queued.
