@@ -408,6 +408,9 @@ impl Core {
         let at = self.after(self.config.close_timeout);
         if let Some(conn) = self.get_mut(id) {
             conn.stage = Stage::Finishing;
+            // Nothing more is compressed or inflated: free the zlib state now, not when the
+            // peer gets round to closing.
+            conn.deflate = None;
             self.set_deadline(id, at);
             self.mark_dirty(id);
         }
