@@ -32,6 +32,8 @@ mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 
 echo "building (release)..." >&2
+# Other work on the machine takes CPU from the pinned cores: keep its load with the results.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt" >&2
 (cd "$ROOT" && cargo build --release -q -p wsloop -p loadtest)
 cargo build --release -q --manifest-path "$ROOT/loadtest/peers/Cargo.toml" --target-dir "$PEERS_TARGET"
 LOAD="$TARGET/release/wsloop-load"
@@ -156,4 +158,5 @@ for scenario in scenarios:
             ratios.append(f"{v / base:.2f}" if isinstance(v, (int, float)) and isinstance(base, (int, float)) and base else "-")
         print(f"{scenario}\t{key}\t" + "\t".join(cells) + ("\t" + "\t".join(ratios) if ratios else ""))
 PY
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.txt" >&2
 echo "results in $OUT" >&2

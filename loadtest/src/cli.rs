@@ -42,7 +42,8 @@ pub enum Mode {
         /// Open loop: total messages per second over all connections (e.g. 20k).
         #[arg(long, value_parser = parse_rate)]
         rate: Option<f64>,
-        /// Open loop: messages in flight per connection before sends wait (as in wrk2: 1).
+        /// Messages in flight per connection: the closed loop keeps this many, the open
+        /// loop holds back due messages at this many (1, as wrk2 does).
         #[arg(long, default_value_t = 1)]
         depth: usize,
     },
@@ -85,7 +86,8 @@ pub struct Common {
     /// Connections to open.
     #[arg(long, short = 'c', default_value_t = 10)]
     pub connections: u64,
-    /// How long to run (after connecting, for idle mode: how long to hold).
+    /// How long to send, counted from the start (connecting included); idle mode: how long
+    /// to hold the connections once all are open.
     #[arg(long, short = 'd', value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
     /// Worker threads, each with its own event loop and share of the connections.
