@@ -440,6 +440,11 @@ impl Worker {
     /// Moves through the stages; true when the run is over for this thread.
     fn advance(&mut self, now: Instant) -> bool {
         let ramp_done = self.next_id == self.ids.len() && self.pending == 0;
+        if self.stage == Stage::Running && ramp_done && self.conns.is_empty() {
+            // Every connection failed or was closed by the server: nothing left to measure.
+            self.stop_sending(now);
+            self.begin_closing(now);
+        }
         match self.stage {
             Stage::Running => match self.plan.mode {
                 ModeKind::Echo | ModeKind::Latency | ModeKind::Broadcast => {
