@@ -1,17 +1,15 @@
-//! The live line: once a second, what every worker reported, merged.
+//! The live line: once a second, what every worker reported, merged (latencies from the
+//! measured window only, so none during the warm-up).
 
 use std::time::Duration;
-
-use hdrhistogram::Histogram;
 
 use crate::stats::new_histogram;
 use crate::units::{format_count, format_micros};
 use crate::worker::Tick;
 
-/// The latest figures of each worker and the latencies seen so far.
+/// The latest figures of each worker.
 pub struct Live {
     latest: Vec<Option<Tick>>,
-    so_far: Histogram<u64>,
     last_received: u64,
 }
 
@@ -19,15 +17,12 @@ impl Live {
     pub fn new(threads: usize) -> Live {
         Live {
             latest: (0..threads).map(|_| None).collect(),
-            so_far: new_histogram(),
             last_received: 0,
         }
     }
 
     /// Takes in one worker's tick.
     pub fn update(&mut self, tick: Tick) {
-        // Both histograms auto-resize, so adding cannot fail.
-        let _ = self.so_far.add(&tick.latency);
         let thread = tick.thread;
         self.latest[thread] = Some(tick);
     }
@@ -40,13 +35,18 @@ impl Live {
         });
         let rate = (received - self.last_received.min(received)) as f64 / period.as_secs_f64();
         self.last_received = received;
-        let latency = if self.so_far.is_empty() {
+        let mut so_far = new_histogram();
+        for tick in self.latest.iter().flatten() {
+            // Auto-resizing histograms accept any values, so adding cannot fail.
+            let _ = so_far.add(&tick.latency);
+        }
+        let latency = if so_far.is_empty() {
             "-".to_string()
         } else {
             format!(
                 "p50 {} p99 {}",
-                format_micros(self.so_far.value_at_quantile(0.5)),
-                format_micros(self.so_far.value_at_quantile(0.99))
+                format_micros(so_far.value_at_quantile(0.5)),
+                format_micros(so_far.value_at_quantile(0.99))
             )
         };
         format!(

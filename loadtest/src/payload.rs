@@ -1,67 +1,74 @@
 //! Echo payloads that can be checked byte for byte without keeping a copy of what was sent.
 //!
-//! A payload is a 16-character header, the message's token in lowercase hex (the connection's
-//! id in the high bits, its sequence number in the low ones), followed by a slice of a fixed
-//! printable pattern starting at an offset that depends on the token. The receiver knows which
-//! token it expects next (an echo server answers in order), rebuilds nothing and compares two
-//! slices. A payload from another connection, a reordered, truncated or corrupted one all
-//! fail the comparison. Everything is ASCII, so the same payload is valid as a text message.
+//! A payload starts with the message's token (the connection's id in the high bits, its
+//! sequence number in the low ones): 8 bytes big-endian in binary messages, 16 lowercase hex
+//! digits in text messages. A slice of a fixed printable pattern follows, starting at an
+//! offset that depends on the token. The receiver knows which token it expects next (an echo
+//! server answers in order), rebuilds nothing and compares two slices. A payload from
+//! another connection, a reordered, truncated or corrupted one all fail the comparison.
 
-/// Length of the hex token that starts each payload.
-pub const HEADER_LEN: usize = 16;
 /// The pattern's period: a prime, so neighbouring tokens get unrelated-looking bodies.
 const PERIOD: usize = 251;
 
-/// Makes and checks the payloads of one run (one size for every message).
+/// Makes and checks the payloads of one run (one size and kind for every message).
 #[derive(Debug, Clone)]
 pub struct Payloads {
     size: usize,
+    text: bool,
     pattern: Vec<u8>,
 }
 
 impl Payloads {
-    /// Payloads of `size` bytes. Sizes under 16 bytes carry only part of the token.
-    pub fn new(size: usize) -> Payloads {
+    /// Payloads of `size` bytes; shorter than the token, they carry only its first bytes.
+    pub fn new(size: usize, text: bool) -> Payloads {
+        let header = if text { 16 } else { 8 };
         Payloads {
             size,
-            pattern: pattern(size.saturating_sub(HEADER_LEN) + PERIOD),
+            text,
+            pattern: pattern(size.saturating_sub(header) + PERIOD),
         }
     }
 
     /// Replaces `out` with the payload for `token`.
     pub fn write(&self, token: u64, out: &mut Vec<u8>) {
         out.clear();
-        let header = hex_token(token);
-        out.extend_from_slice(&header[..self.size.min(HEADER_LEN)]);
-        out.extend_from_slice(self.body(token));
+        let (header, len) = self.header(token);
+        out.extend_from_slice(&header[..len]);
+        out.extend_from_slice(self.body(token, len));
     }
 
     /// Whether `got` is exactly the payload for `token`.
     pub fn matches(&self, token: u64, got: &[u8]) -> bool {
-        let head = self.size.min(HEADER_LEN);
+        let (header, len) = self.header(token);
         got.len() == self.size
-            && got[..head] == hex_token(token)[..head]
-            && got[head..] == *self.body(token)
+            && got[..len] == header[..len]
+            && got[len..] == *self.body(token, len)
     }
 
-    fn body(&self, token: u64) -> &[u8] {
+    /// The token as it starts the payload, and how many of its bytes fit.
+    fn header(&self, token: u64) -> ([u8; 16], usize) {
+        let mut out = [0u8; 16];
+        if self.text {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for (i, byte) in out.iter_mut().enumerate() {
+                *byte = DIGITS[((token >> (60 - 4 * i)) & 0xf) as usize];
+            }
+            (out, self.size.min(16))
+        } else {
+            out[..8].copy_from_slice(&token.to_be_bytes());
+            (out, self.size.min(8))
+        }
+    }
+
+    fn body(&self, token: u64, header: usize) -> &[u8] {
         let start = (token % PERIOD as u64) as usize;
-        &self.pattern[start..start + self.size.saturating_sub(HEADER_LEN)]
+        &self.pattern[start..start + (self.size - header)]
     }
 }
 
 /// The token of message `seq` on connection `conn`: unique across the run's connections.
 pub fn token(conn: u64, seq: u64) -> u64 {
     (conn << 40) | (seq & ((1 << 40) - 1))
-}
-
-fn hex_token(token: u64) -> [u8; HEADER_LEN] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; HEADER_LEN];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = DIGITS[((token >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    out
 }
 
 /// `len` printable ASCII bytes from a fixed linear congruential sequence.
@@ -80,27 +87,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_is_text() {
-        for size in [0, 1, 15, 16, 20, 1024, 16384] {
-            let p = Payloads::new(size);
-            let mut buf = Vec::new();
-            p.write(token(3, 77), &mut buf);
-            assert_eq!(buf.len(), size);
-            assert!(std::str::from_utf8(&buf).is_ok());
-            assert!(p.matches(token(3, 77), &buf), "size {size}");
+    fn round_trips_in_both_kinds() {
+        for text in [false, true] {
+            for size in [0, 1, 7, 8, 15, 16, 20, 1024, 16384] {
+                let p = Payloads::new(size, text);
+                let mut buf = Vec::new();
+                p.write(token(3, 77), &mut buf);
+                assert_eq!(buf.len(), size);
+                assert!(p.matches(token(3, 77), &buf), "size {size} text {text}");
+                if text {
+                    assert!(std::str::from_utf8(&buf).is_ok());
+                }
+            }
         }
+        let mut buf = Vec::new();
+        Payloads::new(20, true).write(0xab, &mut buf);
+        assert_eq!(&buf[..16], b"00000000000000ab");
     }
 
     #[test]
     fn detects_wrong_order_other_connections_and_corruption() {
-        let p = Payloads::new(64);
-        let mut buf = Vec::new();
-        p.write(token(1, 5), &mut buf);
-        assert!(!p.matches(token(1, 6), &buf));
-        assert!(!p.matches(token(2, 5), &buf));
-        assert!(!p.matches(token(1, 5), &buf[..63]));
-        buf[40] ^= 1;
-        assert!(!p.matches(token(1, 5), &buf));
-        assert_eq!(&hex_token(0xab)[12..], b"00ab");
+        for text in [false, true] {
+            let p = Payloads::new(64, text);
+            let mut buf = Vec::new();
+            p.write(token(1, 5), &mut buf);
+            assert!(!p.matches(token(1, 6), &buf));
+            assert!(!p.matches(token(2, 5), &buf));
+            assert!(!p.matches(token(1, 5), &buf[..63]));
+            buf[40] ^= 1;
+            assert!(!p.matches(token(1, 5), &buf));
+        }
     }
 }

@@ -4,14 +4,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use wsloop::proto::OpCode;
 
 use crate::cli::{ModeKind, Plan};
 use crate::client::{Conn, Handler};
 use crate::payload::{self, Payloads};
 use crate::stamp::{Clock, Stamp, Stamper};
-use crate::stats::{new_histogram, record, ErrorKind, Stats};
+use crate::stats::{record, ErrorKind, Stats};
 
 /// A message sent and not yet echoed.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +59,6 @@ pub struct Load {
     /// Messages this thread may still send, when --messages bounds the run.
     quota: Option<u64>,
     pub stats: Stats,
-    /// Latencies since the last live report.
-    pub live: Histogram<u64>,
 }
 
 impl Load {
@@ -84,7 +81,7 @@ impl Load {
                 OpCode::Binary
             },
             text: plan.text,
-            payloads: Payloads::new(plan.size),
+            payloads: Payloads::new(plan.size, plan.text),
             stamper,
             clock,
             scratch: Vec::with_capacity(plan.size),
@@ -94,7 +91,6 @@ impl Load {
             sending: plan.mode.sends_messages(),
             quota,
             stats: Stats::new(),
-            live: new_histogram(),
         }
     }
 
@@ -227,7 +223,6 @@ impl Load {
         if text != self.text || !self.payloads.matches(token, payload) {
             return self.mismatch();
         }
-        record(&mut self.live, at - sent.intended);
         if self.in_window(at) {
             self.stats.window_messages += 1;
             self.stats.window_bytes += payload.len() as u64;
@@ -247,7 +242,6 @@ impl Load {
             return self.mismatch();
         };
         let latency = Duration::from_nanos(self.clock.unix_ns(at).saturating_sub(stamp.sent_ns));
-        record(&mut self.live, latency);
         if self.in_window(at) {
             self.stats.window_messages += 1;
             self.stats.window_bytes += payload.len() as u64;

@@ -17,7 +17,7 @@ use slab::Slab;
 use crate::cli::{ModeKind, Plan};
 use crate::client::{connect_error, Conn, Phase, Progress};
 use crate::stamp::Clock;
-use crate::stats::{new_histogram, record, ErrorKind, Stats};
+use crate::stats::{record, ErrorKind, Stats};
 use crate::timer::PreciseTimer;
 use crate::traffic::{first_slot, Load};
 
@@ -55,7 +55,7 @@ pub struct Tick {
     pub open: u64,
     pub received: u64,
     pub errors: u64,
-    /// Latencies since the previous tick.
+    /// The latencies measured so far (inside the window).
     pub latency: Histogram<u64>,
 }
 
@@ -426,7 +426,7 @@ impl Worker {
 
     fn tick(&mut self) {
         let open = self.conns.iter().filter(|(_, c)| c.is_open()).count() as u64;
-        let latency = std::mem::replace(&mut self.load.live, new_histogram());
+        let latency = self.load.stats.latency.clone();
         // The main thread may have stopped listening; the figures are also in the result.
         let _ = self.ticks.send(Tick {
             thread: self.thread,
