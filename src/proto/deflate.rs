@@ -476,7 +476,7 @@ impl PerMessageDeflate {
     /// Whether a message of `len` bytes should be compressed. RSV1 is set per message (RFC
     /// 7692 section 6), so any message may go uncompressed, and short ones gain nothing.
     pub fn should_compress(&self, len: usize) -> bool {
-        len >= self.threshold
+        len > 0 && len >= self.threshold
     }
 
     /// Appends `payload` compressed for a message with RSV1 set.
@@ -515,11 +515,21 @@ impl PerMessageDeflate {
                 break;
             }
         }
-        debug_assert!(
-            out[start..].ends_with(&TAIL),
-            "a sync flush ends in 00 00 ff ff"
-        );
-        out.truncate(out.len() - TAIL.len());
+        // Steps 2 and 3 together: a sync flush ends with the empty stored block, so removing
+        // its last 4 bytes leaves the block's header. But zlib emits nothing at all for an
+        // empty message after an earlier flush (context takeover): then step 2 appends the
+        // whole block, 00 00 00 ff ff, and step 3 leaves its first byte, 0x00, as in the
+        // RFC's example of an empty message (section 7.2.3.6).
+        if out[start..].ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        } else {
+            debug_assert_eq!(
+                out.len(),
+                start,
+                "a sync flush that emits ends in 00 00 ff ff"
+            );
+            out.push(0x00);
+        }
         if self.deflate_reset {
             deflater.reset();
         }
