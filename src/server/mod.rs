@@ -143,7 +143,10 @@ impl<H: Handler> Server<H> {
             self.core.now = self.started.elapsed().as_millis() as Millis;
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    // While accepting is paused for want of descriptors, new arrivals wait in
+                    // the backlog until the pause ends.
+                    LISTENER if self.accept_resume_at.is_none() => self.accept(),
+                    LISTENER => {}
                     WAKER => self.commands_pending = true,
                     token => {
                         let Some(id) = ConnId::from_token(token) else {
