@@ -15,7 +15,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::cli::{ModeKind, Plan};
-use crate::client::{connect_error, Conn, Phase, Progress};
+use crate::client::{connect_error, Conn, Phase, Progress, Readiness};
 use crate::stamp::Clock;
 use crate::stats::{record, ErrorKind, Stats};
 use crate::timer::PreciseTimer;
@@ -180,8 +180,14 @@ impl Worker {
                     self.timer.clear();
                     continue;
                 }
-                let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                self.on_event(event.token().0, readable);
+                let readiness = if event.is_read_closed() || event.is_error() {
+                    Readiness::Closed
+                } else if event.is_readable() {
+                    Readiness::Readable
+                } else {
+                    Readiness::Writable
+                };
+                self.on_event(event.token().0, readiness);
             }
         }
         self.tick();
@@ -245,13 +251,13 @@ impl Worker {
         self.shared.settled.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn on_event(&mut self, key: usize, readable: bool) {
+    fn on_event(&mut self, key: usize, readiness: Readiness) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let was_pending = matches!(conn.phase(), Phase::Connecting | Phase::Handshaking);
         let received = conn.traffic.received;
-        let progress = conn.on_ready(readable, &mut self.buf, &mut self.load);
+        let progress = conn.on_ready(readiness, &mut self.buf, &mut self.load);
         let now = Instant::now();
         if conn.traffic.received > received {
             self.last_delivery = now;
