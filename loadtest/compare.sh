@@ -140,7 +140,9 @@ def figures(r, scenario):
     if r.get("latency_uncorrected_us"):
         row["uncorrected p99 us"] = r["latency_uncorrected_us"].get("p99")
     row.update({"errors": r.get("errors_total"), "server cores": busy("server"),
-                "generator cores": r["generator"]["cores_busy"]})
+                "generator cores": r["generator"]["cores_busy"],
+                "server us CPU/msg": (r.get("server") or {}).get("cpu_us_per_message"),
+                "generator us CPU/msg": r["generator"].get("cpu_us_per_message")})
     return row
 print("scenario\tfigure\t" + "\t".join(servers) + "\t" + "\t".join(f"{s}/wsloop" for s in servers if s != "wsloop"))
 for scenario in scenarios:
@@ -148,7 +150,7 @@ for scenario in scenarios:
     keys = next((list(f) for f in per.values() if f), [])
     for key in keys:
         vals = [per[s].get(key) for s in servers]
-        cells = ["-" if v is None else (f"{v:.2f}" if isinstance(v, float) and v < 100 else f"{v:.0f}" if isinstance(v, float) else str(v)) for v in vals]
+        cells = ["-" if v is None else (f"{v:.3f}" if isinstance(v, float) and v < 10 else f"{v:.0f}" if isinstance(v, float) else str(v)) for v in vals]
         base = per.get("wsloop", {}).get(key)
         ratios = []
         for s in servers:

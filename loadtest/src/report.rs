@@ -80,6 +80,9 @@ pub struct ServerFigures {
     pub cpu_system_s: Option<f64>,
     /// CPU time over elapsed time: near 1.0, a single-threaded server is the bottleneck.
     pub cores_busy: Option<f64>,
+    /// CPU time per message received by the generator (echoes, deliveries): one core's
+    /// capacity is a million over this, whatever share of the core the server was given.
+    pub cpu_us_per_message: Option<f64>,
     /// Resident memory before the first connection and once every connection had settled.
     pub rss_before_bytes: Option<u64>,
     pub rss_after_bytes: Option<u64>,
@@ -93,6 +96,8 @@ pub struct Generator {
     pub cpu_system_s: f64,
     /// CPU time over elapsed time: 1.0 is one core kept busy.
     pub cores_busy: f64,
+    /// CPU time per message received (sending, checking and timing it included).
+    pub cpu_us_per_message: Option<f64>,
 }
 
 /// Inputs to the report beyond the merged statistics.
@@ -138,6 +143,9 @@ impl Report {
                 bytes_per_connection: per_conn,
             }
         });
+        let per_message = |cpu: Duration| {
+            (stats.received > 0).then(|| cpu.as_secs_f64() * 1e6 / stats.received as f64)
+        };
         let server = ctx.server_pid.map(|pid| ServerFigures {
             pid,
             cpu_user_s: ctx.server_cpu.map(|(user, _)| user.as_secs_f64()),
@@ -146,6 +154,9 @@ impl Report {
                 .server_cpu
                 .filter(|_| elapsed > 0.0)
                 .map(|(user, system)| (user + system).as_secs_f64() / elapsed),
+            cpu_us_per_message: ctx
+                .server_cpu
+                .and_then(|(user, system)| per_message(user + system)),
             rss_before_bytes: ctx.rss.0,
             rss_after_bytes: ctx.rss.1,
         });
@@ -207,6 +218,7 @@ impl Report {
                 } else {
                     0.0
                 },
+                cpu_us_per_message: per_message(user + system),
             },
         }
     }
@@ -326,21 +338,28 @@ impl Report {
             if let Some(busy) = server.cores_busy {
                 let _ = writeln!(
                     out,
-                    "  server        {busy:.2} cores busy (pid {})",
+                    "  server        {busy:.2} cores busy{} (pid {})",
+                    per_message_text(server.cpu_us_per_message),
                     server.pid
                 );
             }
         }
         let _ = writeln!(
             out,
-            "  generator     {:.2} cores busy (user {:.1} s, system {:.1} s over {:.1} s)",
+            "  generator     {:.2} cores busy{} (user {:.1} s, system {:.1} s over {:.1} s)",
             self.generator.cores_busy,
+            per_message_text(self.generator.cpu_us_per_message),
             self.generator.cpu_user_s,
             self.generator.cpu_system_s,
             self.generator.elapsed_s
         );
         out
     }
+}
+
+/// `, 0.45 us CPU per message` when there were messages.
+fn per_message_text(micros: Option<f64>) -> String {
+    micros.map_or(String::new(), |us| format!(", {us:.3} us CPU per message"))
 }
 
 /// `p50 45us  p90 ...  max 1.2ms` for one histogram.

@@ -174,6 +174,10 @@ fn echo_counts_every_message_and_writes_all_outputs() {
     assert!((run.f64("bytes_per_sec") - rate * 1024.0).abs() < 1.0);
     run.percentiles("latency_us");
     run.percentiles("handshake_us");
+    let cost = run.report["generator"]["cpu_us_per_message"]
+        .as_f64()
+        .unwrap();
+    assert!(cost > 0.0 && cost < 1000.0, "{cost} us of CPU per message");
 
     let hgrm = std::fs::read_to_string(run.dir.join("lat.hgrm")).unwrap();
     assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"));
