@@ -142,10 +142,10 @@ fn percentile_label(nines: u32) -> String {
     }
 }
 
-/// The smallest 1, 2 or 5 times a power of ten at or above `value`.
+/// The smallest 1, 1.5, 2, 3, 5 or 7.5 times a power of ten at or above `value`.
 fn nice_ceiling(value: f64) -> f64 {
     let magnitude = 10f64.powf(value.max(1e-9).log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|&nice| nice >= value)
@@ -172,8 +172,9 @@ mod tests {
     fn labels_and_scales() {
         let labels: Vec<String> = (0..5).map(percentile_label).collect();
         assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
-        assert_eq!(nice_ceiling(730.0), 1000.0);
-        assert_eq!(nice_ceiling(120.0), 200.0);
+        assert_eq!(nice_ceiling(730.0), 750.0);
+        assert_eq!(nice_ceiling(10.8), 15.0);
+        assert_eq!(nice_ceiling(120.0), 150.0);
         assert_eq!(nice_ceiling(5.0), 5.0);
     }
 

@@ -10,6 +10,7 @@ use crate::live::Live;
 use crate::report::{Context, Report};
 use crate::stamp::Clock;
 use crate::stats::Stats;
+use crate::units::{format_bytes, format_count};
 use crate::worker::{Shared, Worker};
 use crate::{hgrm, plot, system};
 
@@ -156,11 +157,17 @@ fn write_files(
         write(path, hgrm::format(histogram))?;
     }
     if let Some(path) = &outputs.plot {
-        let title = format!(
+        let mut title = format!(
             "wsloop-load {}: {what}, {} connections",
             plan.mode.name(),
             plan.connections
         );
+        if plan.mode.sends_messages() {
+            title += &format!(", {}", format_bytes(plan.size as f64));
+        }
+        if let Some(rate) = plan.rate {
+            title += &format!(", {}/s", format_count(rate));
+        }
         let svg = if report.open_loop {
             plot::svg(
                 &title,

@@ -79,6 +79,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     poll: Poll,
     timer: PreciseTimer,
+    /// The deadline the timer is armed for, so that it is set once per deadline.
+    timer_armed: Option<Instant>,
     conns: Slab<Conn>,
     /// The connection ids this thread opens, in order.
     ids: Vec<u64>,
@@ -126,6 +128,7 @@ impl Worker {
             thread,
             poll,
             timer,
+            timer_armed: None,
             connect_rate: plan.connect_rate.map(|rate| rate / threads as f64),
             conns: Slab::with_capacity(ids.len()),
             ids,
@@ -161,9 +164,10 @@ impl Worker {
             }
             let (wake, precise) = self.next_wake(now);
             let wait = wake.saturating_duration_since(now);
-            if precise && !wait.is_zero() {
+            if precise && !wait.is_zero() && self.timer_armed != Some(wake) {
                 // The timerfd wakes the poll on time; the poll's own timeout is a backstop.
                 self.timer.arm(wait)?;
+                self.timer_armed = Some(wake);
             }
             let timeout = if precise {
                 wait + Duration::from_millis(1)
@@ -178,6 +182,7 @@ impl Worker {
             for event in events.iter() {
                 if event.token() == TIMER {
                     self.timer.clear();
+                    self.timer_armed = None;
                     continue;
                 }
                 let readiness = if event.is_read_closed() || event.is_error() {
