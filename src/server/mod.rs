@@ -44,6 +44,17 @@ use crate::Config;
 /// Connections accepted per loop turn at most, so a connect flood cannot starve the
 /// connections already open.
 const ACCEPTS_PER_TURN: usize = 256;
+/// When a read loop may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// A read that returns less than asked for has emptied the socket's receive queue, and
+    /// anything arriving later raises a new edge (epoll(7)); this saves the `EAGAIN` read per
+    /// wake-up. Not when the peer's FIN or an error came with the event: no new edge follows.
+    UntilShortRead,
+    /// Read until `WouldBlock`: the state of the socket is not known.
+    UntilWouldBlock,
+}
+
 /// Commands from other threads carried out per loop turn at most.
 const COMMANDS_PER_TURN: usize = 4096;
 /// How long accepting pauses when the process is out of file descriptors.
@@ -155,8 +166,10 @@ impl<H: Handler> Server<H> {
                         if event.is_writable() {
                             self.flush(id);
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read(id);
+                        if event.is_read_closed() || event.is_error() {
+                            self.read(id, Drain::UntilWouldBlock);
+                        } else if event.is_readable() {
+                            self.read(id, Drain::UntilShortRead);
                         }
                     }
                 }
@@ -297,8 +310,8 @@ impl<H: Handler> Server<H> {
         self.core.set_deadline(id, at);
     }
 
-    /// Reads connection `id` until `WouldBlock`, its per-turn cap, or a backpressure pause.
-    fn read(&mut self, id: ConnId) {
+    /// Reads connection `id` until it is drained, its per-turn cap, or a backpressure pause.
+    fn read(&mut self, id: ConnId, drain: Drain) {
         let max_reads = self.core.config.max_reads_per_wakeup.max(1);
         for _ in 0..max_reads {
             let Some(conn) = self.core.get_mut(id) else {
@@ -314,12 +327,21 @@ impl<H: Handler> Server<H> {
                     self.on_eof(id);
                     return;
                 }
-                Ok(n) => input::on_input(
-                    &mut self.core,
-                    &mut self.handler,
-                    id,
-                    &mut self.read_buf[..n],
-                ),
+                Ok(n) => {
+                    let short = n < self.read_buf.len();
+                    input::on_input(
+                        &mut self.core,
+                        &mut self.handler,
+                        id,
+                        &mut self.read_buf[..n],
+                    );
+                    if short && drain == Drain::UntilShortRead {
+                        if let Some(conn) = self.core.get_mut(id) {
+                            conn.unread = false;
+                        }
+                        return;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     conn.unread = false;
                     return;
@@ -349,7 +371,7 @@ impl<H: Handler> Server<H> {
             };
             if let Some(conn) = self.core.get_mut(id) {
                 conn.in_ready = false;
-                self.read(id);
+                self.read(id, Drain::UntilWouldBlock);
             }
         }
     }
