@@ -384,6 +384,17 @@ impl Core {
         report
     }
 
+    /// Stops reading a connection whose queue is over the backpressure limit, whatever filled
+    /// it: replies the handler sent, or the protocol's own pongs to a flood of pings.
+    pub(crate) fn pause_if_over_limit(&mut self, id: ConnId) {
+        let limit = self.config.backpressure_limit;
+        if let Some(conn) = self.get_mut(id) {
+            if conn.out.len() > limit {
+                conn.read_paused = true;
+            }
+        }
+    }
+
     /// Starts the closing handshake on an open connection.
     pub(crate) fn close(
         &mut self,

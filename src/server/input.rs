@@ -1,8 +1,6 @@
 //! What the loop does with bytes it has read: the opening handshake, then frames handed to
 //! the handler as borrowed messages.
 
-use std::borrow::Cow;
-
 use super::conn::Stage;
 use super::context::Context;
 use super::core::Core;
@@ -205,15 +203,9 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
     match event {
         SessionEvent::Frame(Event::Text(text)) => {
             handler.on_message(&mut ctx, id, Message::Text(&text));
-            if let Cow::Owned(text) = text {
-                recycle(core, text.into_bytes());
-            }
         }
         SessionEvent::Frame(Event::Binary(bytes)) => {
             handler.on_message(&mut ctx, id, Message::Binary(&bytes));
-            if let Cow::Owned(buf) = bytes {
-                recycle(core, buf);
-            }
         }
         SessionEvent::Frame(Event::Ping(payload)) => handler.on_ping(&mut ctx, id, &payload),
         SessionEvent::Frame(Event::Pong(payload)) => handler.on_pong(&mut ctx, id, &payload),
@@ -240,9 +232,4 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
             }
         }
     }
-}
-
-/// Returns an assembled message's buffer to the pool.
-fn recycle(core: &mut Core, buf: Vec<u8>) {
-    core.pool.give(buf);
 }

@@ -335,6 +335,7 @@ impl<H: Handler> Server<H> {
                         id,
                         &mut self.read_buf[..n],
                     );
+                    self.core.pause_if_over_limit(id);
                     if short && drain == Drain::UntilShortRead {
                         if let Some(conn) = self.core.get_mut(id) {
                             conn.unread = false;

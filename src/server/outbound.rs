@@ -9,27 +9,34 @@ use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
 /// Buffers larger than this are freed rather than pooled, so one burst does not pin memory.
-const POOLED_CAPACITY_MAX: usize = 256 << 10;
-/// Buffers kept at most; more are freed.
-const POOL_SIZE_MAX: usize = 1024;
+const POOLED_CAPACITY_MAX: usize = 64 << 10;
+/// The most memory the pool keeps in all; past it, returned buffers are freed. Enough for
+/// the send queues of hundreds of busy connections, little next to what they cost anyway.
+const POOL_BYTES_MAX: usize = 4 << 20;
 
 /// Spare send buffers shared by all connections of one loop.
 #[derive(Debug, Default)]
 pub(crate) struct BufPool {
     free: Vec<Vec<u8>>,
+    /// Total capacity of `free`.
+    bytes: usize,
 }
 
 impl BufPool {
     pub(crate) fn take(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_default()
+        let buf = self.free.pop().unwrap_or_default();
+        self.bytes -= buf.capacity();
+        buf
     }
 
     pub(crate) fn give(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 0
-            && buf.capacity() <= POOLED_CAPACITY_MAX
-            && self.free.len() < POOL_SIZE_MAX
+        let capacity = buf.capacity();
+        if capacity > 0
+            && capacity <= POOLED_CAPACITY_MAX
+            && self.bytes + capacity <= POOL_BYTES_MAX
         {
             buf.clear();
+            self.bytes += capacity;
             self.free.push(buf);
         }
     }
