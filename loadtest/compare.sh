@@ -81,8 +81,10 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# Starts server $1 for scenario $2 and waits for its "listening on" line.
 start_server() {
-    local log="$OUT/$1.server.log"
+    local log="$OUT/$1.$2.server.log"
+    rm -f "$log"
     # shellcheck disable=SC2046
     taskset -c "$SERVER_CPU" $(server_command "$1") >"$log" 2>&1 &
     SERVER_PID=$!
@@ -108,7 +110,7 @@ done
 for server in "${available[@]}"; do
     for scenario in $SCENARIOS; do
         # A fresh server per scenario: no scenario inherits another's memory or state.
-        start_server "$server"
+        start_server "$server" "$scenario"
         command="taskset -c $LOAD_CPU $LOAD $(scenario_args "$scenario") --server-pid $SERVER_PID --json $OUT/$server.$scenario.json"
         echo "$server / $scenario: $command" | tee -a "$OUT/commands.txt" >&2
         $command >"$OUT/$server.$scenario.txt" 2>&1 || echo "  (exit $? - see $OUT/$server.$scenario.txt)" >&2
