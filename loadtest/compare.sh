@@ -107,8 +107,10 @@ for server in $SERVERS; do
     available+=("$server")
 done
 
-for server in "${available[@]}"; do
-    for scenario in $SCENARIOS; do
+# Scenario by scenario, every server in turn: when other work on the machine comes and goes,
+# the servers compared in one scenario ran under about the same conditions.
+for scenario in $SCENARIOS; do
+    for server in "${available[@]}"; do
         # A fresh server per scenario: no scenario inherits another's memory or state.
         start_server "$server" "$scenario"
         command="taskset -c $LOAD_CPU $LOAD $(scenario_args "$scenario") --server-pid $SERVER_PID --json $OUT/$server.$scenario.json"
@@ -141,6 +143,9 @@ def figures(r, scenario):
            "p99.9 us": lat.get("p99_9")}
     if r.get("latency_uncorrected_us"):
         row["uncorrected p99 us"] = r["latency_uncorrected_us"].get("p99")
+    if r.get("send_lag_us"):
+        # The generator's own lateness: large, and the latencies above are partly its own.
+        row["send lag p99 us"] = r["send_lag_us"].get("p99")
     row.update({"errors": r.get("errors_total"), "server cores": busy("server"),
                 "generator cores": r["generator"]["cores_busy"],
                 "server us CPU/msg": (r.get("server") or {}).get("cpu_us_per_message"),
