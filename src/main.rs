@@ -45,8 +45,10 @@ struct Args {
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it.
     #[arg(long)]
     deflate: bool,
-    /// Messages shorter than this are sent uncompressed.
-    #[arg(long, default_value = "64", value_parser = parse_size, requires = "deflate")]
+    /// Messages shorter than this are sent uncompressed. Resetting the shared compressor
+    /// costs about 4 µs a message (zlib clears its hash table): below ~512 B that buys too
+    /// few bytes (see BENCHMARKS.md).
+    #[arg(long, default_value = "512", value_parser = parse_size, requires = "deflate")]
     deflate_threshold: usize,
     /// zlib compression level, 0-9 (1 is fast and close to 6 on small messages).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9), requires = "deflate")]
