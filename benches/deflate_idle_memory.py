@@ -53,7 +53,7 @@ def read_until(sock, predicate):
 
 def main():
     before = rss()
-    frame = compressed_frame(b"a fairly compressible message " * 8)
+    frame = compressed_frame(b"a fairly compressible message " * 24)  # 720 B: over the 512 B threshold
     socks = []
     for _ in range(N):
         sock = socket.create_connection(("127.0.0.1", PORT))
@@ -62,7 +62,7 @@ def main():
         assert b"101 Switching" in response and b"permessage-deflate" in response, response
         sock.sendall(frame)
         echo = read_until(sock, lambda d: len(d) >= 2)
-        assert echo[0] & 0x40, "the echo was not compressed: is the threshold above 240 bytes?"
+        assert echo[0] & 0x40, "the echo was not compressed: is the threshold above 720 bytes?"
         socks.append(sock)
     time.sleep(1)
     after = rss()
