@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
-use wsloop::proto::handshake::client::{check_response, write_request, ResponseError};
+use wsloop::proto::handshake::client::{check_response, write_request};
 use wsloop::proto::{random_mask, CloseCode, Event, OpCode, Role, Session, SessionEvent, Status};
 
 use crate::stats::ErrorKind;
@@ -219,8 +219,8 @@ impl Conn {
                     return Err(ErrorKind::HandshakeFailed)
                 }
                 Ok(Status::Partial) => return Ok(()),
-                Err(ResponseError::Malformed | ResponseError::Status(_))
-                | Err(ResponseError::BadAccept) => return Err(ErrorKind::HandshakeFailed),
+                // A malformed answer, another status than 101, or a wrong accept key.
+                Err(_) => return Err(ErrorKind::HandshakeFailed),
                 Ok(Status::Complete(len)) => {
                     self.phase = Phase::Open;
                     // Frames the server sent right behind its answer.

@@ -493,3 +493,45 @@ fn remote_targets_are_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
 }
+
+/// A fake server that answers every upgrade with `101` and a wrong `Sec-WebSocket-Accept`.
+#[test]
+fn a_wrong_accept_key_fails_the_handshake() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "client hung up mid-request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            assert!(request.starts_with(b"GET / HTTP/1.1\r\n"));
+            stream
+                .write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+                )
+                .unwrap();
+            held.push(stream);
+        }
+    });
+    let url = format!("ws://{addr}/");
+    let run = run(
+        "bad-accept",
+        &["connect", "--url", &url, "-c", "3", "-d", "2s"],
+    );
+    fake.join().unwrap();
+    assert_eq!(
+        run.errors().get("handshake_failed"),
+        Some(&3),
+        "{}",
+        run.report
+    );
+    assert_eq!(run.u64("connections_opened"), 0);
+}
