@@ -116,10 +116,11 @@ pub struct Common {
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write the latency distribution in HdrHistogram's .hgrm text format (milliseconds).
+    /// Write the latency distribution (handshakes in connect and idle modes) in
+    /// HdrHistogram's .hgrm text format, in milliseconds.
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
-    /// Write a latency-by-percentile chart (SVG).
+    /// Write a latency-by-percentile chart (SVG), the same distribution as --hgrm.
     #[arg(long)]
     pub plot: Option<PathBuf>,
 }

