@@ -203,31 +203,6 @@ impl OutQueue {
         Ok(())
     }
 
-    /// Sends a shared frame with nothing queued ahead of it, queueing (by reference) what the
-    /// kernel refused.
-    pub(crate) fn write_shared_direct<W: Write>(
-        &mut self,
-        socket: &mut W,
-        frame: SharedFrame,
-    ) -> io::Result<()> {
-        debug_assert!(self.is_empty());
-        let mut written = 0;
-        while written < frame.len() {
-            match socket.write(&frame[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if written < frame.len() {
-            self.push_shared(frame);
-            self.written = written;
-        }
-        Ok(())
-    }
-
     /// Empties the queue and hands its buffers back to the pool (queue drained, or the
     /// connection closing).
     pub(crate) fn release(&mut self, pool: &mut BufPool) {
@@ -298,9 +273,11 @@ mod tests {
             room: 4,
         };
         let frame: SharedFrame = Arc::from(&b"SHARED"[..]);
-        queue
-            .write_shared_direct(&mut socket, frame.clone())
-            .unwrap();
+        queue.push_shared(frame.clone());
+        assert!(
+            !queue.flush(&mut socket, &mut pool).unwrap(),
+            "room for 4 bytes only"
+        );
         queue.writer(&mut pool).extend_from_slice(b"-a-");
         queue.push_shared(frame.clone());
         queue.writer(&mut pool).extend_from_slice(b"-b");
