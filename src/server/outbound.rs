@@ -206,7 +206,8 @@ impl OutQueue {
     /// Empties the queue and hands its buffers back to the pool (queue drained, or the
     /// connection closing).
     pub(crate) fn release(&mut self, pool: &mut BufPool) {
-        for chunk in self.chunks.drain(..) {
+        // Taken, not drained: an idle connection keeps no chunk list either.
+        for chunk in std::mem::take(&mut self.chunks) {
             if let Chunk::Owned(buf) = chunk {
                 pool.give(buf);
             }
