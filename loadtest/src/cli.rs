@@ -107,6 +107,10 @@ pub struct Common {
     /// opening and once every connection is open are reported (idle mode: per connection).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Offer permessage-deflate (as browsers do) and compress every message; a server that
+    /// declines it fails the handshake.
+    #[arg(long)]
+    pub deflate: bool,
     /// Allow a target that is not on loopback.
     #[arg(long)]
     pub allow_remote: bool,
@@ -177,6 +181,8 @@ impl ModeKind {
 pub struct Plan {
     pub mode: ModeKind,
     pub target: Target,
+    /// Offer permessage-deflate and compress every message.
+    pub deflate: bool,
     pub connections: u64,
     pub threads: usize,
     pub duration: Duration,
@@ -280,6 +286,7 @@ impl Cli {
         let plan = Plan {
             mode,
             target,
+            deflate: common.deflate,
             connections: common.connections,
             threads: common.threads,
             duration: common.duration,

@@ -14,8 +14,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
+use wsloop::proto::deflate::{parse_response, DeflateConfig, SharedStreams, CLIENT_OFFER};
 use wsloop::proto::handshake::client::{check_response, write_request};
-use wsloop::proto::{random_mask, CloseCode, Event, OpCode, Role, Session, SessionEvent, Status};
+use wsloop::proto::{
+    random_mask, CloseCode, Event, OpCode, PerMessageDeflate, Role, Session, SessionEvent, Status,
+};
 
 use crate::stats::ErrorKind;
 use crate::target::Target;
@@ -81,6 +84,8 @@ pub struct Conn {
     key: String,
     response: Vec<u8>,
     session: Session,
+    /// permessage-deflate, when it was offered (`Some` but no state yet until the answer).
+    deflate: Option<Deflate>,
     out: Vec<u8>,
     out_pos: usize,
     /// Why the server ended the connection, kept until the TCP connection ends.
@@ -92,7 +97,12 @@ pub struct Conn {
 
 impl Conn {
     /// Starts a non-blocking connect to `target`, bound to `source` first when given.
-    pub fn connect(id: u64, target: &Target, source: Option<IpAddr>) -> io::Result<Conn> {
+    pub fn connect(
+        id: u64,
+        target: &Target,
+        source: Option<IpAddr>,
+        deflate: bool,
+    ) -> io::Result<Conn> {
         let socket = Socket::new(
             Domain::for_address(target.addr),
             Type::STREAM,
@@ -118,7 +128,12 @@ impl Conn {
             BASE64.encode(raw)
         };
         let mut request = Vec::with_capacity(256);
-        write_request(&mut request, &target.host, &target.path, &key, &[]);
+        let offer: &[(&str, &str)] = if deflate {
+            &[("Sec-WebSocket-Extensions", CLIENT_OFFER)]
+        } else {
+            &[]
+        };
+        write_request(&mut request, &target.host, &target.path, &key, offer);
         Ok(Conn {
             stream: TcpStream::from_std(socket.into()),
             phase: Phase::Connecting,
@@ -127,6 +142,7 @@ impl Conn {
             key,
             response: Vec::new(),
             session: Session::new(Role::Client, MAX_MESSAGE_BYTES),
+            deflate: deflate.then(Deflate::default),
             out: request,
             out_pos: 0,
             close_reason: None,
@@ -222,6 +238,19 @@ impl Conn {
                 // A malformed answer, another status than 101, or a wrong accept key.
                 Err(_) => return Err(ErrorKind::HandshakeFailed),
                 Ok(Status::Complete(len)) => {
+                    if let Some(deflate) = &mut self.deflate {
+                        // Offered: the server must have accepted, or the run measures
+                        // something other than what was asked for.
+                        let params = extensions_answer(&self.response[..len])
+                            .and_then(|value| parse_response(&value))
+                            .ok_or(ErrorKind::HandshakeFailed)?;
+                        deflate.state = Some(PerMessageDeflate::new(
+                            Role::Client,
+                            params,
+                            &DeflateConfig::default(),
+                        ));
+                        self.session.receiver_mut().allow_compressed(true);
+                    }
                     self.phase = Phase::Open;
                     // Frames the server sent right behind its answer.
                     let mut rest = std::mem::take(&mut self.response);
@@ -266,8 +295,16 @@ impl Conn {
                 }
                 // Compression was never offered, so a compressed frame is a protocol error
                 // the receiver reports before this; kept for completeness of the match.
-                Some(SessionEvent::Frame(Event::Compressed { .. })) => {
-                    self.fail(ErrorKind::ProtocolError, at)
+                Some(SessionEvent::Frame(Event::Compressed { text, data })) => {
+                    match self.deflate.as_mut().and_then(|d| d.inflate(text, &data)) {
+                        Some(Event::Text(text)) => {
+                            handler.message(&mut self.traffic, true, text.as_bytes(), at)
+                        }
+                        Some(Event::Binary(data)) => {
+                            handler.message(&mut self.traffic, false, &data, at)
+                        }
+                        _ => self.fail(ErrorKind::ProtocolError, at),
+                    }
                 }
                 Some(SessionEvent::Failed(_)) => self.fail(ErrorKind::ProtocolError, at),
             }
@@ -300,7 +337,16 @@ impl Conn {
 
     /// Queues a data message; false when the connection is not open.
     pub fn send(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
-        self.phase == Phase::Open && self.session.send(&mut self.out, opcode, payload).is_ok()
+        if self.phase != Phase::Open {
+            return false;
+        }
+        match self.deflate.as_mut().and_then(|d| d.compress(payload)) {
+            Some(compressed) => self
+                .session
+                .send_frame(&mut self.out, opcode, compressed, true)
+                .is_ok(),
+            None => self.session.send(&mut self.out, opcode, payload).is_ok(),
+        }
     }
 
     /// Queues a ping; false when the connection is not open.
@@ -359,6 +405,47 @@ fn defer_port_choice(socket: &Socket) {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
+}
+
+/// A connection's permessage-deflate state (RFC 7692), client side.
+#[derive(Debug, Default)]
+struct Deflate {
+    /// Made once the server accepted the offer.
+    state: Option<PerMessageDeflate>,
+    /// Streams for the directions that keep no context between messages.
+    shared: SharedStreams,
+    compressed: Vec<u8>,
+}
+
+impl Deflate {
+    /// Compresses an outgoing payload; `None` before the handshake completed.
+    fn compress(&mut self, payload: &[u8]) -> Option<&[u8]> {
+        let state = self.state.as_mut()?;
+        self.compressed.clear();
+        state.deflate(payload, &mut self.compressed, &mut self.shared);
+        Some(&self.compressed)
+    }
+
+    /// Inflates a message the server compressed; `None` if it does not inflate.
+    fn inflate(&mut self, text: bool, data: &[u8]) -> Option<Event<'static>> {
+        let state = self.state.as_mut()?;
+        state
+            .inflate_message(text, data, MAX_MESSAGE_BYTES, &mut self.shared)
+            .ok()
+    }
+}
+
+/// The value of the `Sec-WebSocket-Extensions` header of an HTTP response.
+fn extensions_answer(response: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    parsed.parse(response).ok()?;
+    parsed
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned)
 }
 
 /// Classifies a failed connect.

@@ -228,7 +228,7 @@ impl Worker {
     fn open(&mut self, id: u64) {
         self.load.stats.attempted += 1;
         let source = self.plan.source.as_ref().map(|s| s.nth(id));
-        let mut conn = match Conn::connect(id, &self.plan.target, source) {
+        let mut conn = match Conn::connect(id, &self.plan.target, source, self.plan.deflate) {
             Ok(conn) => conn,
             Err(e) => {
                 self.load.stats.error(connect_error(&e));

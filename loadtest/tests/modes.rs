@@ -23,11 +23,16 @@ impl TestServer {
     /// Binds and runs the server on its own thread (built there, so only the handler needs
     /// to be `Send`).
     fn start<H: Handler + Send + 'static>(handler: H) -> TestServer {
+        TestServer::start_with(wsloop::Config::default(), handler)
+    }
+
+    /// The same with a given config (its listen address is replaced).
+    fn start_with<H: Handler + Send + 'static>(config: wsloop::Config, handler: H) -> TestServer {
         let (ready, bound) = std::sync::mpsc::channel();
         let join = std::thread::spawn(move || {
             let config = wsloop::Config {
                 listen: "127.0.0.1:0".parse().unwrap(),
-                ..wsloop::Config::default()
+                ..config
             };
             let server = Server::bind(config, handler)?;
             ready
@@ -193,6 +198,72 @@ fn echo_counts_every_message_and_writes_all_outputs() {
     assert_eq!(count, run.report["latency_us"]["count"].as_u64().unwrap());
     let svg = std::fs::read_to_string(run.dir.join("lat.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
+}
+
+#[test]
+fn echo_with_permessage_deflate_both_ways() {
+    for context_takeover in [false, true] {
+        let deflate = wsloop::proto::deflate::DeflateConfig {
+            server_no_context_takeover: !context_takeover,
+            client_no_context_takeover: !context_takeover,
+            // Every echo compressed too.
+            threshold: 1,
+            ..Default::default()
+        };
+        let config = wsloop::Config {
+            deflate: Some(deflate),
+            ..wsloop::Config::default()
+        };
+        let server = TestServer::start_with(config, wsloop::Echo);
+        let url = server.url("/");
+        let args = [
+            "echo",
+            "--url",
+            &url,
+            "-c",
+            "10",
+            "-d",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--depth",
+            "4",
+            "--size",
+            "1KiB",
+            "--text",
+            "--deflate",
+        ];
+        let run = run("echo-deflate", &args);
+        assert_clean(&run);
+        let sent = run.u64("messages_sent");
+        assert!(sent > 100, "only {sent} compressed messages in a second");
+        assert_eq!(run.u64("messages_received"), sent, "every message echoed");
+    }
+}
+
+#[test]
+fn deflate_declined_is_a_handshake_failure() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "3",
+        "-d",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--deflate",
+    ];
+    let run = run_with("echo-no-deflate", &args, true);
+    assert_eq!(
+        run.errors().get("handshake_failed"),
+        Some(&3),
+        "{}",
+        run.report
+    );
 }
 
 #[test]

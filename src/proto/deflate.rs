@@ -175,6 +175,45 @@ where
         .next()
 }
 
+/// What a client offers: permessage-deflate with any window the server likes for the client's
+/// side, as browsers do.
+pub const CLIENT_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// Reads a server's `Sec-WebSocket-Extensions` answer to [`CLIENT_OFFER`] (the client side
+/// of section 5); `None` when it does not accept permessage-deflate in a valid form.
+///
+/// ```
+/// use wsloop::proto::deflate::parse_response;
+/// let params = parse_response("permessage-deflate; server_no_context_takeover; client_max_window_bits=10").unwrap();
+/// assert!(params.server_no_context_takeover);
+/// assert_eq!(params.client_max_window_bits, Some(10));
+/// assert_eq!(parse_response("x-webkit-deflate-frame"), None);
+/// ```
+pub fn parse_response(value: &str) -> Option<DeflateParams> {
+    let mut elements = split_unquoted(value, b',');
+    let element = elements.next()?;
+    // Section 5: the response has at most one element for this extension.
+    if elements.next().is_some() {
+        return None;
+    }
+    let mut parts = split_unquoted(element, b';');
+    if !trim_ows(parts.next()?).eq_ignore_ascii_case(EXTENSION_NAME) {
+        return None;
+    }
+    let offer = Offer::parse(parts)?;
+    Some(DeflateParams {
+        server_no_context_takeover: offer.server_no_context_takeover,
+        client_no_context_takeover: offer.client_no_context_takeover,
+        server_max_window_bits: offer.server_max_window_bits,
+        // Section 7.1.2.2: in a response the parameter carries a value.
+        client_max_window_bits: match offer.client_max_window_bits {
+            Some(Some(bits)) => Some(bits),
+            Some(None) => return None,
+            None => None,
+        },
+    })
+}
+
 /// One permessage-deflate offer's parameters. `client_max_window_bits` is `Some(None)` when
 /// the parameter came without a value.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -174,8 +174,24 @@ impl Session {
         opcode: OpCode,
         payload: &[u8],
     ) -> Result<(), SendError> {
+        self.send_frame(out, opcode, payload, false)
+    }
+
+    /// Appends a frame whose payload was compressed with permessage-deflate when `compressed`
+    /// (RSV1 set: RFC 7692 section 6).
+    pub fn send_frame(
+        &mut self,
+        out: &mut Vec<u8>,
+        opcode: OpCode,
+        payload: &[u8],
+        compressed: bool,
+    ) -> Result<(), SendError> {
         self.check_sendable(opcode, payload.len())?;
-        super::encode::encode_frame(out, self.spec(opcode), payload);
+        let spec = FrameSpec {
+            rsv: if compressed { RSV1 } else { 0 },
+            ..self.spec(opcode)
+        };
+        super::encode::encode_frame(out, spec, payload);
         Ok(())
     }
 
