@@ -1,9 +1,11 @@
 //! One connection's state as the reactor keeps it.
 
 use mio::net::TcpStream;
+use slab::Slab;
 
 use super::outbound::OutQueue;
 use super::timers::Deadline;
+use super::token::ConnId;
 use super::topics::TopicId;
 use crate::proto::deflate::PerMessageDeflate;
 use crate::proto::{ReadyState, Session};
@@ -56,6 +58,15 @@ pub(crate) struct Conn {
     pub(crate) write_shut: bool,
     /// The peer closed its side.
     pub(crate) peer_eof: bool,
+}
+
+/// The connection `id` names, unless it has gone (and its slot perhaps been reused): the
+/// generation check that keeps a stale id or poll token away from a new connection. A free
+/// function so callers can borrow the slab apart from the rest of the loop's state.
+pub(crate) fn lookup(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    conns
+        .get_mut(id.index())
+        .filter(|c| c.generation == id.generation())
 }
 
 impl Conn {

@@ -7,7 +7,7 @@ use std::io;
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use super::conn::{Conn, Stage};
+use super::conn::{lookup, Conn, Stage};
 use super::outbound::{BufPool, SharedFrame};
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
@@ -110,17 +110,12 @@ impl Core {
     }
 
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
+        lookup(&mut self.conns, id)
     }
 
     /// The connection and the buffer pool, borrowed together.
     pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn, &mut BufPool)> {
-        let conn = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())?;
+        let conn = lookup(&mut self.conns, id)?;
         Some((conn, &mut self.pool))
     }
 
@@ -130,11 +125,7 @@ impl Core {
             .config
             .idle_timeout
             .map_or(super::timers::NEVER, |idle| self.after(idle));
-        if let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        {
+        if let Some(conn) = lookup(&mut self.conns, id) {
             if conn.ready_state() == crate::proto::ReadyState::Open {
                 conn.ping_sent = false;
                 self.timers.set(id, &mut conn.deadline, at);
@@ -144,11 +135,7 @@ impl Core {
 
     /// Sets the connection's one deadline.
     pub(crate) fn set_deadline(&mut self, id: ConnId, at: Millis) {
-        if let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        {
+        if let Some(conn) = lookup(&mut self.conns, id) {
             self.timers.set(id, &mut conn.deadline, at);
         }
     }
@@ -178,11 +165,7 @@ impl Core {
     ) -> Result<SendStatus, SendError> {
         let limit = self.config.backpressure_limit;
         let max_buffered = self.config.max_buffered;
-        let conn = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-            .ok_or(SendError::NotOpen)?;
+        let conn = lookup(&mut self.conns, id).ok_or(SendError::NotOpen)?;
         let Stage::Open(session) = &mut conn.stage else {
             return Err(SendError::NotOpen);
         };
@@ -241,11 +224,7 @@ impl Core {
 
     /// Subscribes an open connection to `topic`; false if it is not open or already subscribed.
     pub(crate) fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
-        let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return false;
         };
         if !matches!(&conn.stage, Stage::Open(session) if !session.close_sent()) {
@@ -265,11 +244,7 @@ impl Core {
         let Some(topic_id) = self.topics.find(topic) else {
             return false;
         };
-        let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return false;
         };
         conn.topics.retain(|&t| t != topic_id);
@@ -291,11 +266,7 @@ impl Core {
 
     /// Unsubscribes a connection that is going away from all its topics.
     fn unsubscribe_all(&mut self, id: ConnId) {
-        if let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        {
+        if let Some(conn) = lookup(&mut self.conns, id) {
             for topic_id in std::mem::take(&mut conn.topics) {
                 self.topics.unsubscribe(topic_id, id);
             }
@@ -340,10 +311,7 @@ impl Core {
             if Some(id) == exclude {
                 continue;
             }
-            let Some(conn) = conns
-                .get_mut(id.index())
-                .filter(|c| c.generation == id.generation())
-            else {
+            let Some(conn) = lookup(conns, id) else {
                 continue;
             };
             let Stage::Open(session) = &mut conn.stage else {
@@ -425,11 +393,7 @@ impl Core {
     /// (the peer is gone and everything is out), and the error if the socket failed.
     pub(crate) fn flush(&mut self, id: ConnId) -> Result<bool, io::Error> {
         let limit = self.config.backpressure_limit;
-        let Some(conn) = self
-            .conns
-            .get_mut(id.index())
-            .filter(|c| c.generation == id.generation())
-        else {
+        let Some(conn) = lookup(&mut self.conns, id) else {
             return Ok(false);
         };
         conn.dirty = false;

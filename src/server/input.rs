@@ -1,7 +1,7 @@
 //! What the loop does with bytes it has read: the opening handshake, then frames handed to
 //! the handler as borrowed messages.
 
-use super::conn::Stage;
+use super::conn::{lookup, Stage};
 use super::context::Context;
 use super::core::Core;
 use super::token::ConnId;
@@ -172,11 +172,7 @@ fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &m
 /// or inflates past the size limit, fails the connection.
 fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent<'static> {
     let max_message_size = core.config.max_message_size;
-    let Some(conn) = core
-        .conns
-        .get_mut(id.index())
-        .filter(|c| c.generation == id.generation())
-    else {
+    let Some(conn) = lookup(&mut core.conns, id) else {
         return SessionEvent::Failed(ProtocolError::BadCompression);
     };
     let Stage::Open(session) = &mut conn.stage else {

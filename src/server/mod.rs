@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 
-use self::conn::{Conn, Stage};
+use self::conn::{lookup, Conn, Stage};
 use self::core::Core;
 use self::remote::{Command, Commands};
 use self::shutdown::ShutdownFlag;
@@ -443,12 +443,7 @@ impl<H: Handler> Server<H> {
     fn fire_deadlines(&mut self) {
         let now = self.core.now;
         while let Some((popped_at, id)) = self.core.timers.pop_due(now) {
-            let Some(conn) = self
-                .core
-                .conns
-                .get_mut(id.index())
-                .filter(|c| c.generation == id.generation())
-            else {
+            let Some(conn) = lookup(&mut self.core.conns, id) else {
                 continue;
             };
             if self
