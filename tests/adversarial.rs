@@ -277,21 +277,6 @@ fn read_to_end(raw: &mut Raw, limit: Duration) -> Vec<u8> {
     }
 }
 
-/// Opens a connection, sends `bytes`, expects a close frame with `code` and then the end of
-/// the connection.
-fn expect_failure(addr: SocketAddr, bytes: &[u8], code: u16, what: &str) {
-    let mut raw = Raw::open(addr);
-    raw.write_lenient(bytes);
-    let frame = raw.expect_close_frame();
-    assert_eq!(
-        frame.close_code(),
-        Some(code),
-        "{what}: close code (reason {:?})",
-        frame.close_reason()
-    );
-    raw.expect_closed();
-}
-
 // ---------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------
@@ -399,14 +384,14 @@ fn frame_attacks_fail_with_the_exact_code_and_leave_nothing_behind() {
     cfg.max_message_size = 64 << 10;
     let seen = scenario("frame attacks", cfg, |addr, _| {
         // 2^63 - 1 bytes declared: refused from the header alone with 1009.
-        expect_failure(
+        assert_fails(
             addr,
             &header(true, 0, OP_BINARY, Some(MASK), (1 << 63) - 1),
             1009,
             "2^63-1 declared",
         );
         // One byte over the limit declared, in one frame and spread over fragments.
-        expect_failure(
+        assert_fails(
             addr,
             &header(true, 0, OP_BINARY, Some(MASK), (64 << 10) + 1),
             1009,
@@ -414,22 +399,22 @@ fn frame_attacks_fail_with_the_exact_code_and_leave_nothing_behind() {
         );
         let mut fragments = frame(false, 0, OP_BINARY, Some(MASK), &[1; 40 << 10]);
         fragments.extend(header(true, 0, OP_CONT, Some(MASK), (24 << 10) + 1));
-        expect_failure(addr, &fragments, 1009, "fragments over the limit");
+        assert_fails(addr, &fragments, 1009, "fragments over the limit");
         // The top bit of the 64-bit length.
-        expect_failure(
+        assert_fails(
             addr,
             &header(true, 0, OP_BINARY, Some(MASK), 1 << 63),
             1002,
             "length top bit",
         );
         // Unmasked data and control frames.
-        expect_failure(
+        assert_fails(
             addr,
             &frame(true, 0, OP_TEXT, None, b"bare"),
             1002,
             "unmasked text",
         );
-        expect_failure(
+        assert_fails(
             addr,
             &frame(true, 0, OP_PING, None, b""),
             1002,
@@ -438,7 +423,7 @@ fn frame_attacks_fail_with_the_exact_code_and_leave_nothing_behind() {
         // Bad UTF-8 split across fragments: E2 is a valid start, E2 28 is not.
         let mut split = frame(false, 0, OP_TEXT, Some(MASK), b"ok\xe2");
         split.extend(frame(true, 0, OP_CONT, Some(MASK), b"\x28"));
-        expect_failure(addr, &split, 1007, "bad UTF-8 across fragments");
+        assert_fails(addr, &split, 1007, "bad UTF-8 across fragments");
         // ...while a valid code point split the same way is echoed whole.
         let mut raw = Raw::open(addr);
         raw.write(&frame(false, 0, OP_TEXT, Some(MASK), b"ok\xe2"));
@@ -448,7 +433,7 @@ fn frame_attacks_fail_with_the_exact_code_and_leave_nothing_behind() {
         raw.close_normally();
         // Fragmented control frames: ping, pong and close without FIN.
         for opcode in [OP_PING, OP_PONG, OP_CLOSE] {
-            expect_failure(
+            assert_fails(
                 addr,
                 &frame(false, 0, opcode, Some(MASK), b""),
                 1002,

@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use wsloop::Echo;
 
-/// Opens a connection, writes `bytes`, and expects close `code` and then the end of TCP.
-fn assert_fails(addr: std::net::SocketAddr, bytes: &[u8], code: u16, what: &str) {
-    let mut raw = Raw::open(addr);
-    raw.write(bytes);
-    let frame = raw.expect_close_frame();
-    assert_eq!(
-        frame.close_code(),
-        Some(code),
-        "{what}: close code (reason {:?})",
-        frame.close_reason()
-    );
-    raw.expect_closed();
-}
-
 #[test]
 fn unmasked_client_frame_is_1002() {
     let (addr, handle, join) = start(config(), Echo);

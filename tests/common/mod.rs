@@ -167,6 +167,21 @@ pub fn set_recv_buffer(stream: &TcpStream, bytes: i32) {
 
 pub type Ws = tungstenite::WebSocket<TcpStream>;
 
+/// Opens a connection, writes `bytes` (the server may close before it has read them all),
+/// and expects a close frame with `code` and then the end of the connection.
+pub fn assert_fails(addr: SocketAddr, bytes: &[u8], code: u16, what: &str) {
+    let mut raw = Raw::open(addr);
+    raw.write_lenient(bytes);
+    let frame = raw.expect_close_frame();
+    assert_eq!(
+        frame.close_code(),
+        Some(code),
+        "{what}: close code (reason {:?})",
+        frame.close_reason()
+    );
+    raw.expect_closed();
+}
+
 /// A tungstenite client connected to `path`, its socket with read and write timeouts.
 pub fn ws_connect_path(addr: SocketAddr, path: &str) -> Ws {
     let stream = tcp(addr);
