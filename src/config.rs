@@ -52,6 +52,30 @@ pub struct Config {
     pub slow_subscriber: SlowSubscriber,
     /// permessage-deflate (RFC 7692), offered by every browser; `None` declines it.
     pub deflate: Option<DeflateConfig>,
+    /// How a [`Cluster`](crate::Cluster) spreads new connections over its loops.
+    pub accept: Accept,
+    /// The listen backlog: connections the kernel completes and holds for `accept`. Linux
+    /// caps it at `net.core.somaxconn` (4096 on kernels since 5.4, 128 before); raise that
+    /// too for bursts of more connections than this.
+    pub backlog: u32,
+    /// Commands a loop's mailbox holds (publishes from other loops, sends and closes from
+    /// other loops and threads, connections handed over); past it, see
+    /// [`Published::loops_full`](crate::Published) and [`RemoteError::Full`](crate::RemoteError).
+    pub mailbox_capacity: usize,
+}
+
+/// How the loops of a [`Cluster`](crate::Cluster) share the listening port. With one loop
+/// both are the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// Loop 0 accepts and hands each connection to the loop holding the fewest: the spread
+    /// stays even for long-lived connections whatever the clients' addresses and whenever
+    /// they close (BENCHMARKS.md, Every core). The default.
+    Balanced,
+    /// Every loop has its own listening socket (`SO_REUSEPORT`) and the kernel picks one by
+    /// a hash of the client's address and port: no hand-off, but the spread is only as even
+    /// as the hash, and it does not heal when connections close unevenly.
+    ReusePort,
 }
 
 /// The policy for a subscriber too slow to keep up with what is published to it. Either way
@@ -82,6 +106,9 @@ impl Default for Config {
             auto_pong: true,
             slow_subscriber: SlowSubscriber::Drop,
             deflate: None,
+            accept: Accept::Balanced,
+            backlog: 1024,
+            mailbox_capacity: 64 * 1024,
         }
     }
 }

@@ -31,11 +31,12 @@ pub mod rooms;
 mod server;
 pub mod units;
 
-pub use config::{Config, SlowSubscriber};
+pub use config::{Accept, Config, SlowSubscriber};
 pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Upgrade};
 pub use proto::{CloseCode, ReadyState, Request, SendError};
 pub use server::{
-    ConnId, Context, Published, Remote, RemoteError, SendStatus, Server, ShutdownHandle,
+    available_cores, Cluster, ConnId, Context, Published, Remote, RemoteError, SendStatus, Server,
+    ShutdownHandle, MAX_LOOPS,
 };
 
 // The README's examples are compiled as doc tests.

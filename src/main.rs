@@ -8,16 +8,27 @@ use clap::Parser;
 use wsloop::proto::deflate::DeflateConfig;
 use wsloop::rooms::EchoRooms;
 use wsloop::units::{parse_duration, parse_size};
-use wsloop::{Config, Server};
+use wsloop::{Accept, Cluster, Config, MAX_LOOPS};
 
-/// A WebSocket server (RFC 6455) on a single-threaded event loop. Echoes every message back;
-/// connections to /chat/ROOM share their messages with the rest of the room.
+/// A WebSocket server (RFC 6455): one event loop per core. Echoes every message back;
+/// connections to /chat/ROOM share their messages with the rest of the room, across loops.
 #[derive(Debug, Parser)]
 #[command(name = "wsloop", version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
     listen: SocketAddr,
+    /// Event loops, one thread each [default: the CPUs this process may run on, so
+    /// `taskset -c 0 wsloop` runs one].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_LOOPS as i64))]
+    threads: Option<u16>,
+    /// How loops share the port: `balanced` (loop 0 accepts and hands each connection to the
+    /// loop holding the fewest) or `reuseport` (a listener per loop, the kernel picks).
+    #[arg(long, default_value = "balanced", value_parser = parse_accept)]
+    accept: Accept,
+    /// Listen backlog (Linux caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 1024)]
+    backlog: u32,
     /// Largest message accepted (e.g. 16MiB); larger ones are closed with 1009.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     max_message_size: usize,
@@ -87,8 +98,20 @@ impl Args {
                 threshold: self.deflate_threshold,
                 level: self.deflate_level,
             }),
+            accept: self.accept,
+            backlog: self.backlog,
             ..Config::default()
         }
+    }
+}
+
+fn parse_accept(text: &str) -> Result<Accept, String> {
+    match text {
+        "balanced" => Ok(Accept::Balanced),
+        "reuseport" => Ok(Accept::ReusePort),
+        _ => Err(format!(
+            "unknown accept mode {text:?} (use balanced or reuseport)"
+        )),
     }
 }
 
@@ -101,7 +124,10 @@ fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     StderrLogger::install(args.log_level);
-    let server = match Server::bind(args.config(), EchoRooms) {
+    let threads = args
+        .threads
+        .map_or_else(wsloop::available_cores, usize::from);
+    let server = match Cluster::bind(args.config(), threads, |_| EchoRooms) {
         Ok(server) => server,
         Err(err) => {
             eprintln!("wsloop: cannot listen on {}: {err}", args.listen);
@@ -125,6 +151,8 @@ fn main() -> ExitCode {
             stop.shutdown();
         }
     });
+    log::info!("{threads} event loop(s), accept {:?}", args.accept);
+    // Scripts and tests read the address from this first line.
     println!("listening on ws://{}", server.local_addr());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

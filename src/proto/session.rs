@@ -33,6 +33,8 @@ pub enum SendError {
     NotOpen,
     /// A control frame payload over 125 bytes.
     ControlTooLong,
+    /// The connection belongs to another event loop whose mailbox is full: nothing was sent.
+    MailboxFull,
 }
 
 impl std::fmt::Display for SendError {
@@ -40,6 +42,7 @@ impl std::fmt::Display for SendError {
         f.write_str(match self {
             SendError::NotOpen => "connection is not open",
             SendError::ControlTooLong => "control frame payload over 125 bytes",
+            SendError::MailboxFull => "the connection's event loop has too many commands queued",
         })
     }
 }

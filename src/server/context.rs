@@ -13,6 +13,14 @@ use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
 /// Sends are queued and go out in one write per connection at the end of the loop turn (or
 /// straight away for large payloads on an idle connection). Ids of closed connections are
 /// safe to use: the calls answer [`SendError::NotOpen`] or [`ReadyState::Closed`].
+///
+/// With several loops ([`Cluster`](crate::Cluster)), a context is its own loop's: `send`,
+/// `send_text`, `send_binary`, `ping`, `pong` and `close` reach a connection of another loop
+/// by handing the work to that loop ([`SendStatus::Forwarded`]), and `publish` reaches
+/// subscribers on every loop. What reads a connection's state (`ready_state`,
+/// `buffered_amount`, `peer_addr`, `topics`, `subscribe`) sees only this loop's
+/// connections: for another loop's id it answers as for a closed connection. Events about a
+/// connection always come to the handler of the loop that holds it.
 pub struct Context<'a> {
     core: &'a mut Core,
 }
@@ -78,8 +86,8 @@ impl<'a> Context<'a> {
         self.core.get(id).and_then(|c| c.socket.peer_addr().ok())
     }
 
-    /// Subscribes an open connection to `topic`. Returns false if it is not open or was
-    /// subscribed already. Connections leave their topics when they close.
+    /// Subscribes an open connection of this loop to `topic`. Returns false if it is not
+    /// open or was subscribed already. Connections leave their topics when they close.
     pub fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
         self.core.subscribe(id, topic)
     }
@@ -95,7 +103,7 @@ impl<'a> Context<'a> {
         topics.iter().filter_map(|&t| self.core.topics.name(t))
     }
 
-    /// How many connections are subscribed to `topic`.
+    /// How many connections of this loop are subscribed to `topic`.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.core
             .topics
@@ -122,8 +130,13 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Connections currently held (in any state).
+    /// Connections this loop holds (in any state).
     pub fn connection_count(&self) -> usize {
         self.core.conns.len()
+    }
+
+    /// This loop's index: 0 for a single [`Server`](crate::Server).
+    pub fn loop_index(&self) -> usize {
+        self.core.loop_index
     }
 }

@@ -3,19 +3,22 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 
 use mio::{Interest, Registry};
 use slab::Slab;
 
+use super::command::Command;
 use super::conn::{lookup, Conn, Stage};
-use super::outbound::{BufPool, SharedFrame};
+use super::hub::{Hub, LoopSet, PostError};
+use super::outbound::{shared_frame, BufPool, SharedFrame};
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
-use super::topics::Topics;
+use super::topics::{Left, Topics};
 use crate::config::SlowSubscriber;
 use crate::handler::Error;
 use crate::proto::deflate::SharedStreams;
-use crate::proto::{CloseCode, FrameSpec, OpCode, SendError};
+use crate::proto::{CloseCode, OpCode, SendError};
 use crate::Config;
 
 /// Payloads at least this large are written straight from the caller's memory (header and
@@ -26,15 +29,22 @@ const DIRECT_WRITE_MIN: usize = 16 << 10;
 /// The compression buffer is freed after a message that made it larger than this.
 const COMPRESSED_CAPACITY_MAX: usize = 1 << 20;
 
-/// What a publish did, subscriber by subscriber.
+/// What a publish did: subscriber by subscriber on this loop, loop by loop for the others.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
-    /// Subscribers the frame was written or queued for.
+    /// Subscribers on this loop the frame was queued for.
     pub sent: usize,
-    /// Slow subscribers skipped ([`SlowSubscriber::Drop`]).
+    /// Slow subscribers on this loop skipped ([`SlowSubscriber::Drop`]).
     pub dropped: usize,
-    /// Slow subscribers closed ([`SlowSubscriber::Close`]).
+    /// Slow subscribers on this loop closed ([`SlowSubscriber::Close`]).
     pub closed: usize,
+    /// Other loops with subscribers that the frame was handed to; they apply the same
+    /// policies to their own subscribers.
+    pub loops: usize,
+    /// Other loops with subscribers whose mailbox was full: their subscribers miss this
+    /// message (counted in [`Remote::dropped_deliveries`](crate::Remote::dropped_deliveries)
+    /// and logged).
+    pub loops_full: usize,
 }
 
 /// How a send went; see [`Context::send`](super::Context::send).
@@ -46,9 +56,14 @@ pub enum SendStatus {
     /// server stops reading from it until it drains, and `on_drain` follows. Senders that
     /// cannot pause (fan-out) should drop or close.
     Backpressure,
-    /// Not queued: the buffered amount is over `max_buffered`. The message is lost for this
-    /// connection; closing it is usually right.
+    /// Not queued: the buffered amount is over `max_buffered`, or the connection belongs to
+    /// another loop whose mailbox is full. The message is lost for this connection; closing
+    /// it is usually right.
     Dropped,
+    /// The connection belongs to another loop: the message was handed to that loop, which
+    /// sends it (or drops it, if the connection has closed or is over `max_buffered`) on its
+    /// next turn.
+    Forwarded,
 }
 
 pub(crate) struct Core {
@@ -74,10 +89,21 @@ pub(crate) struct Core {
     compressed: Vec<u8>,
     /// zlib streams of the connections that keep no compression context.
     pub(crate) zlib: SharedStreams,
+    /// What the loops of this server share.
+    pub(crate) hub: Arc<Hub>,
+    /// This loop's place among them.
+    pub(crate) loop_index: usize,
+    /// Loops this one posted commands to in this turn, woken once each at its end.
+    pub(crate) wake: LoopSet,
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, registry: Registry) -> Core {
+    pub(crate) fn new(
+        config: Config,
+        registry: Registry,
+        hub: Arc<Hub>,
+        loop_index: usize,
+    ) -> Core {
         Core {
             config,
             registry,
@@ -94,6 +120,52 @@ impl Core {
             publish_dropped: Vec::new(),
             compressed: Vec::new(),
             zlib: SharedStreams::default(),
+            hub,
+            loop_index,
+            wake: LoopSet::default(),
+        }
+    }
+
+    /// The id for the connection in slab slot `index`.
+    pub(crate) fn id(&self, index: usize, generation: u32) -> ConnId {
+        ConnId::new(self.loop_index, index, generation)
+    }
+
+    /// Whether `id` names a connection of another loop.
+    pub(crate) fn is_foreign(&self, id: ConnId) -> bool {
+        id.loop_index() != self.loop_index
+    }
+
+    /// Posts a command to the loop that owns `id`, to be woken at the end of this turn.
+    pub(crate) fn forward(&mut self, id: ConnId, command: Command) -> Result<(), PostError> {
+        let index = id.loop_index();
+        if index >= self.hub.loops() {
+            return Err(PostError::Stopped(command));
+        }
+        self.hub.post(index, command)?;
+        self.wake.insert(index);
+        Ok(())
+    }
+
+    /// Sends a frame to a connection of another loop, through its mailbox.
+    fn send_foreign(
+        &mut self,
+        id: ConnId,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<SendStatus, SendError> {
+        if opcode.is_control() && payload.len() > 125 {
+            return Err(SendError::ControlTooLong);
+        }
+        let command = Command::Send {
+            id,
+            opcode,
+            payload: payload.into(),
+        };
+        match self.forward(id, command) {
+            Ok(()) => Ok(SendStatus::Forwarded),
+            Err(PostError::Full(_)) => Ok(SendStatus::Dropped),
+            Err(PostError::Stopped(_)) => Err(SendError::NotOpen),
         }
     }
 
@@ -163,6 +235,9 @@ impl Core {
         opcode: OpCode,
         payload: &[u8],
     ) -> Result<SendStatus, SendError> {
+        if self.is_foreign(id) {
+            return self.send_foreign(id, opcode, payload);
+        }
         let limit = self.config.backpressure_limit;
         let max_buffered = self.config.max_buffered;
         let conn = lookup(&mut self.conns, id).ok_or(SendError::NotOpen)?;
@@ -231,11 +306,27 @@ impl Core {
             return false;
         }
         match self.topics.subscribe(topic, id) {
-            Some(topic_id) => {
+            Some((topic_id, first)) => {
                 conn.topics.push(topic_id);
+                if first {
+                    self.hub.add_interest(topic, self.loop_index);
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Takes `id` out of a topic's subscribers, telling the other loops when it was this
+    /// loop's last one.
+    fn leave(&mut self, topic_id: usize, id: ConnId) -> bool {
+        match self.topics.unsubscribe(topic_id, id) {
+            Left::NotSubscribed => false,
+            Left::Subscribed => true,
+            Left::LastSubscriber(name) => {
+                self.hub.remove_interest(&name, self.loop_index);
+                true
+            }
         }
     }
 
@@ -248,7 +339,7 @@ impl Core {
             return false;
         };
         conn.topics.retain(|&t| t != topic_id);
-        self.topics.unsubscribe(topic_id, id)
+        self.leave(topic_id, id)
     }
 
     /// Marks the connection as no longer open for the handler: it leaves its topics, and
@@ -268,18 +359,14 @@ impl Core {
     fn unsubscribe_all(&mut self, id: ConnId) {
         if let Some(conn) = lookup(&mut self.conns, id) {
             for topic_id in std::mem::take(&mut conn.topics) {
-                self.topics.unsubscribe(topic_id, id);
+                self.leave(topic_id, id);
             }
         }
     }
 
-    /// Sends a message to every open subscriber of `topic` but `exclude`. The frame is built
-    /// once and every subscriber's queue holds a reference to it; like every other reply it
-    /// goes out at the end of the loop turn, so a subscriber gets one vectored write per turn
-    /// however many publishes reached it. (Writing to each subscriber at once, when its queue
-    /// is empty, measured 5-6 µs of server CPU per delivery against 0.5-0.7 µs batched, at
-    /// 1,000 publishes/s to 1,000 subscribers: BENCHMARKS.md.) Subscribers over the
-    /// backpressure limit get the slow-subscriber policy instead.
+    /// Sends a message to every open subscriber of `topic` but `exclude`, on this loop and
+    /// the others. The frame is built once; every subscriber's queue, here and on the other
+    /// loops, holds a reference to it. Loops without subscribers to `topic` are not told.
     pub(crate) fn publish(
         &mut self,
         topic: &str,
@@ -287,15 +374,40 @@ impl Core {
         payload: &[u8],
         exclude: Option<ConnId>,
     ) -> Published {
+        let local = self.topics.find(topic).is_some();
+        let others = self.hub.interested(topic, Some(self.loop_index));
+        if !local && others.is_empty() {
+            return Published::default();
+        }
+        let frame = shared_frame(opcode, payload);
+        let mut report = self.deliver(topic, &frame, exclude);
+        if !others.is_empty() {
+            let (took, refused) = self.hub.forward(others, topic, &frame, exclude);
+            for index in took.iter() {
+                report.loops += 1;
+                self.wake.insert(index);
+            }
+            report.loops_full = refused;
+        }
+        report
+    }
+
+    /// Queues a published frame for this loop's subscribers of `topic`. Like every other
+    /// reply it goes out at the end of the loop turn, so a subscriber gets one vectored write
+    /// per turn however many publishes reached it. (Writing to each subscriber at once, when
+    /// its queue is empty, measured 5-6 µs of server CPU per delivery against 0.5-0.7 µs
+    /// batched, at 1,000 publishes/s to 1,000 subscribers: BENCHMARKS.md.) Subscribers over
+    /// the backpressure limit get the slow-subscriber policy instead.
+    pub(crate) fn deliver(
+        &mut self,
+        topic: &str,
+        frame: &SharedFrame,
+        exclude: Option<ConnId>,
+    ) -> Published {
         let mut report = Published::default();
         let Some(topic_id) = self.topics.find(topic) else {
             return report;
         };
-        let (header, header_len) = FrameSpec::server(opcode).header(payload.len());
-        let mut bytes = Vec::with_capacity(header_len + payload.len());
-        bytes.extend_from_slice(&header[..header_len]);
-        bytes.extend_from_slice(payload);
-        let frame: SharedFrame = bytes.into();
         let close_at = self.after(self.config.close_timeout);
         let Core {
             config,
@@ -363,6 +475,18 @@ impl Core {
         code: CloseCode,
         reason: &str,
     ) -> Result<(), SendError> {
+        if self.is_foreign(id) {
+            let command = Command::Close {
+                id,
+                code,
+                reason: reason.into(),
+            };
+            return match self.forward(id, command) {
+                Ok(()) => Ok(()),
+                Err(PostError::Full(_)) => Err(SendError::MailboxFull),
+                Err(PostError::Stopped(_)) => Err(SendError::NotOpen),
+            };
+        }
         let at = self.after(self.config.close_timeout);
         let (conn, pool) = self.conn_and_pool(id).ok_or(SendError::NotOpen)?;
         let Stage::Open(session) = &mut conn.stage else {

@@ -3,13 +3,20 @@
 //!
 //! Each loop turn: wait for readiness (or the next deadline), accept, read every readable
 //! connection into the one shared receive buffer until `WouldBlock` or its per-turn cap,
-//! hand the frames to the handler, fire due deadlines, then write each connection's queued
-//! replies in one write.
+//! hand the frames to the handler, carry out what other loops and threads posted, fire due
+//! deadlines, then write each connection's queued replies in one write.
+//!
+//! A [`Server`] is one loop; a [`Cluster`] runs several, one per thread, that share nothing
+//! but the [`hub`](self::hub): mailboxes, connection counts and the topic map.
 
+mod cluster;
+mod command;
 mod conn;
 mod context;
 mod core;
+mod hub;
 mod input;
+mod listen;
 mod outbound;
 mod remote;
 mod shutdown;
@@ -17,11 +24,12 @@ mod timers;
 mod token;
 mod topics;
 
+pub use self::cluster::{available_cores, Cluster};
 pub use self::context::Context;
 pub use self::core::{Published, SendStatus};
 pub use self::remote::{Remote, RemoteError};
 pub use self::shutdown::ShutdownHandle;
-pub use self::token::ConnId;
+pub use self::token::{ConnId, MAX_LOOPS};
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -29,14 +37,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Waker};
+use mio::{Events, Interest, Poll};
 
+use self::command::Command;
 use self::conn::{lookup, Conn, Stage};
 use self::core::Core;
-use self::remote::{Command, Commands};
-use self::shutdown::ShutdownFlag;
+use self::hub::{Hub, Inbox, PostError};
 use self::timers::{Millis, NEVER};
-use self::token::{LISTENER, WAKER};
+use self::token::{LISTENER, MAX_INDEX, WAKER};
 use crate::handler::{Error, Handler};
 use crate::proto::{CloseCode, OpCode, ReadyState};
 use crate::Config;
@@ -60,7 +68,8 @@ const COMMANDS_PER_TURN: usize = 4096;
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A WebSocket server: bind it, then [`run`](Server::run) it on this thread.
+/// A WebSocket server on one event loop: bind it, then [`run`](Server::run) it on this
+/// thread. [`Cluster`] runs one per core.
 ///
 /// ```no_run
 /// let server = wsloop::Server::bind(wsloop::Config::default(), wsloop::Echo)?;
@@ -77,10 +86,11 @@ pub struct Server<H: Handler> {
     handler: H,
     /// The one receive buffer every connection is read into.
     read_buf: Vec<u8>,
-    shutdown: Arc<ShutdownFlag>,
-    remote: Remote,
-    commands: Commands,
-    /// Commands were left in the channel at the end of a turn.
+    /// Hand accepted connections to the least-loaded loop ([`Accept::Balanced`](crate::Accept)).
+    balanced: bool,
+    /// What other loops and threads posted for this loop.
+    inbox: Inbox,
+    /// Commands may be waiting in the inbox.
     commands_pending: bool,
     started: Instant,
     accept_resume_at: Option<Millis>,
@@ -93,24 +103,48 @@ impl<H: Handler> Server<H> {
     /// Binds the listening socket of `config.listen`.
     pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)?;
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (sender, commands) = std::sync::mpsc::sync_channel(remote::COMMAND_QUEUE);
+        let listener = listen::bind(config.listen, config.backlog, false)?;
+        let (hub, inboxes) = Hub::new(
+            std::slice::from_ref(&poll),
+            config.mailbox_capacity,
+            config.max_connections,
+        )?;
+        let inbox = inboxes.into_iter().next().expect("one inbox per loop");
+        Server::new_loop(config, handler, hub, 0, inbox, poll, Some(listener))
+    }
+
+    /// Builds loop `loop_index` of the hub's loops, with `poll` (whose waker the hub holds)
+    /// and, if it accepts, its listener.
+    fn new_loop(
+        config: Config,
+        handler: H,
+        hub: Arc<Hub>,
+        loop_index: usize,
+        inbox: Inbox,
+        poll: Poll,
+        listener: Option<TcpListener>,
+    ) -> io::Result<Server<H>> {
+        let mut listener = listener;
+        let local_addr = match &mut listener {
+            Some(listener) => {
+                poll.registry()
+                    .register(listener, LISTENER, Interest::READABLE)?;
+                listener.local_addr()?
+            }
+            None => config.listen,
+        };
         let registry = poll.registry().try_clone()?;
         let read_buf = vec![0; config.read_buffer_size.max(1024)];
+        let balanced = config.accept == crate::Accept::Balanced && hub.loops() > 1;
         Ok(Server {
             poll,
-            listener: Some(listener),
+            listener,
             local_addr,
-            core: Core::new(config, registry),
+            core: Core::new(config, registry, hub, loop_index),
             handler,
             read_buf,
-            shutdown: Arc::new(ShutdownFlag::new(waker.clone())),
-            remote: Remote::new(sender, waker),
-            commands,
+            balanced,
+            inbox,
             commands_pending: false,
             started: Instant::now(),
             accept_resume_at: None,
@@ -127,12 +161,12 @@ impl<H: Handler> Server<H> {
     /// A handle that stops the server from any thread: it stops accepting, sends close 1001
     /// to every open connection, waits (up to the close timeout) for them, and `run` returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle::new(self.shutdown.clone())
+        ShutdownHandle::new(self.core.hub.clone())
     }
 
     /// A handle to send and publish from other threads.
     pub fn remote(&self) -> Remote {
-        self.remote.clone()
+        Remote::new(self.core.hub.clone())
     }
 
     /// The handler, e.g. to read what it gathered after `run` returned.
@@ -174,7 +208,7 @@ impl<H: Handler> Server<H> {
                     }
                 }
             }
-            if self.shutdown.requested() && self.shutdown_deadline.is_none() {
+            if self.core.hub.shutdown_requested() && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
             }
             if self.commands_pending {
@@ -188,6 +222,7 @@ impl<H: Handler> Server<H> {
             self.fire_deadlines();
             self.flush_dirty();
             self.settle_failures();
+            self.wake_loops();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.core.conns.is_empty() {
                     return Ok(());
@@ -221,34 +256,53 @@ impl<H: Handler> Server<H> {
         Some(Duration::from_millis(wake.saturating_sub(now)))
     }
 
-    /// Carries out what other threads asked for, a bounded number per turn.
+    /// Carries out what other loops and threads posted, a bounded number per turn.
     fn run_commands(&mut self) {
         self.commands_pending = false;
         for _ in 0..COMMANDS_PER_TURN {
-            let Ok(command) = self.commands.try_recv() else {
+            let Ok(command) = self.inbox.try_recv() else {
                 return;
             };
             match command {
-                Command::Publish {
+                Command::Deliver {
                     topic,
-                    message,
+                    frame,
                     exclude,
                 } => {
-                    Context::new(&mut self.core).publish(&topic, message.as_message(), exclude);
+                    self.core.deliver(&topic, &frame, exclude);
                 }
-                Command::Send { id, message } => {
-                    let _ = Context::new(&mut self.core).send(id, message.as_message());
+                Command::Send {
+                    id,
+                    opcode,
+                    payload,
+                } => {
+                    let _ = self.core.send(id, opcode, &payload);
                 }
+                Command::Close { id, code, reason } => {
+                    let _ = self.core.close(id, code, &reason);
+                }
+                Command::Adopt { stream, addr } if self.shutdown_deadline.is_none() => {
+                    self.admit(stream, addr);
+                }
+                // Shutting down: the connection is refused like any arriving now.
+                Command::Adopt { .. } => self.core.hub.release(self.core.loop_index),
             }
         }
         self.commands_pending = true;
+    }
+
+    /// Wakes the loops this turn posted commands to, once each.
+    fn wake_loops(&mut self) {
+        for index in self.core.wake.take().iter() {
+            self.core.hub.wake(index);
+        }
     }
 
     fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.core
             .conns
             .iter()
-            .map(|(index, conn)| ConnId::new(index, conn.generation))
+            .map(|(index, conn)| self.core.id(index, conn.generation))
     }
 
     fn accept(&mut self) {
@@ -258,7 +312,7 @@ impl<H: Handler> Server<H> {
                 return;
             };
             match listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, addr)) => self.place(stream, addr),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
                 Err(err) if is_out_of_descriptors(&err) => {
                     log::warn!("accept paused for {ACCEPT_BACKOFF:?}: {err}");
@@ -273,12 +327,20 @@ impl<H: Handler> Server<H> {
         self.accept_pending = true;
     }
 
-    /// Takes a new connection into the slab, or turns it away when the server is full.
-    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
-        if self.core.conns.len() >= self.core.config.max_connections {
+    /// Decides which loop takes a connection just accepted: this one, or (balanced) the one
+    /// holding the fewest; turns it away when the server is full.
+    fn place(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        let hub = self.core.hub.clone();
+        let here = self.core.loop_index;
+        let target = if self.balanced {
+            hub.least_loaded()
+        } else {
+            here
+        };
+        if !hub.reserve(target) {
             log::debug!(
                 "{addr}: refused, {} connections open",
-                self.core.conns.len()
+                self.core.config.max_connections
             );
             let mut response = Vec::new();
             crate::proto::handshake::write_response(
@@ -291,21 +353,44 @@ impl<H: Handler> Server<H> {
             let _ = stream.write(&response);
             return;
         }
+        if target == here {
+            return self.admit(stream, addr);
+        }
+        match hub.post(target, Command::Adopt { stream, addr }) {
+            Ok(()) => self.core.wake.insert(target),
+            // That loop is swamped (or gone): this one takes the connection after all.
+            Err(PostError::Full(Command::Adopt { stream, addr }))
+            | Err(PostError::Stopped(Command::Adopt { stream, addr })) => {
+                hub.move_reservation(target, here);
+                self.admit(stream, addr);
+            }
+            Err(_) => unreachable!("post gives back the command it was given"),
+        }
+    }
+
+    /// Takes a new connection, already counted for this loop, into the slab.
+    fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         if let Err(err) = stream.set_nodelay(true) {
             log::debug!("{addr}: set_nodelay: {err}");
         }
         let generation = self.core.next_generation();
-        let entry = self.core.conns.vacant_entry();
-        let id = ConnId::new(entry.key(), generation);
+        let index = self.core.conns.vacant_key();
+        let id = self.core.id(index, generation);
+        if index >= MAX_INDEX {
+            log::warn!("{addr}: refused: this loop holds the most connections an id can name");
+            self.core.hub.release(self.core.loop_index);
+            return;
+        }
         if let Err(err) = self
             .core
             .registry
             .register(&mut stream, id.token(), Interest::READABLE)
         {
             log::warn!("{addr}: register: {err}");
+            self.core.hub.release(self.core.loop_index);
             return;
         }
-        entry.insert(Conn::new(stream, generation));
+        self.core.conns.insert(Conn::new(stream, generation));
         let at = self.core.after(self.core.config.handshake_timeout);
         self.core.set_deadline(id, at);
     }
@@ -531,6 +616,7 @@ impl<H: Handler> Server<H> {
         let mut conn = self.core.conns.remove(id.index());
         let _ = self.core.registry.deregister(&mut conn.socket);
         conn.out.release(&mut self.core.pool);
+        self.core.hub.release(self.core.loop_index);
     }
 }
 

@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
+use crate::proto::{FrameSpec, OpCode};
+
 /// Buffers larger than this are freed rather than pooled, so one burst does not pin memory.
 const POOLED_CAPACITY_MAX: usize = 64 << 10;
 /// The most memory the pool keeps in all; past it, returned buffers are freed. Enough for
@@ -44,6 +46,15 @@ impl BufPool {
 
 /// A frame built once and queued for many connections (a publish to a topic).
 pub(crate) type SharedFrame = Arc<[u8]>;
+
+/// Encodes a server frame once, to be shared by every loop and subscriber it goes to.
+pub(crate) fn shared_frame(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+    let (header, header_len) = FrameSpec::server(opcode).header(payload.len());
+    let mut bytes = Vec::with_capacity(header_len + payload.len());
+    bytes.extend_from_slice(&header[..header_len]);
+    bytes.extend_from_slice(payload);
+    bytes.into()
+}
 
 /// Bytes waiting for the socket, oldest first: `chunks`, then `tail`.
 ///

@@ -1,36 +1,19 @@
-//! Sending and publishing from other threads: a bounded channel into the loop plus its waker.
+//! Reaching the loops from other threads: commands through their mailboxes, plus wakers.
 
 use std::fmt;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use mio::Waker;
-
+use super::command::Command;
+use super::hub::{Hub, PostError};
+use super::outbound::shared_frame;
 use super::token::ConnId;
 use crate::handler::OwnedMessage;
-
-/// Commands queued at most; past this, [`Remote`] calls fail with [`RemoteError::Full`]
-/// instead of letting another thread grow the loop's memory without bound.
-pub(crate) const COMMAND_QUEUE: usize = 64 * 1024;
-
-/// What another thread asked the loop to do.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Publish {
-        topic: String,
-        message: OwnedMessage,
-        exclude: Option<ConnId>,
-    },
-    Send {
-        id: ConnId,
-        message: OwnedMessage,
-    },
-}
+use crate::proto::{CloseCode, OpCode};
 
 /// Why a [`Remote`] call was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteError {
-    /// The loop has [`COMMAND_QUEUE`](self) commands waiting already; try again later.
+    /// The loop's mailbox is full; try again later.
     Full,
     /// The server has stopped.
     Stopped,
@@ -39,7 +22,7 @@ pub enum RemoteError {
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            RemoteError::Full => "the server's command queue is full",
+            RemoteError::Full => "the loop's mailbox is full",
             RemoteError::Stopped => "the server has stopped",
         })
     }
@@ -47,7 +30,7 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
-/// Sends and publishes from any thread; cheap to clone.
+/// Sends, closes and publishes from any thread, on every loop of the server; cheap to clone.
 ///
 /// ```no_run
 /// let server = wsloop::Server::bind(wsloop::Config::default(), wsloop::Echo)?;
@@ -61,48 +44,113 @@ impl std::error::Error for RemoteError {}
 /// ```
 #[derive(Clone)]
 pub struct Remote {
-    commands: SyncSender<Command>,
-    waker: Arc<Waker>,
+    hub: Arc<Hub>,
 }
 
 impl Remote {
-    pub(crate) fn new(commands: SyncSender<Command>, waker: Arc<Waker>) -> Remote {
-        Remote { commands, waker }
+    pub(crate) fn new(hub: Arc<Hub>) -> Remote {
+        Remote { hub }
     }
 
-    /// Publishes `message` to `topic`, as [`Context::publish`](super::Context::publish) does.
+    /// Publishes `message` to `topic` on every loop with subscribers to it, as
+    /// [`Context::publish`](super::Context::publish) does. The frame is encoded here, once,
+    /// and shared by every loop and subscriber. Publishes from one thread to one topic
+    /// arrive in order everywhere.
+    ///
+    /// A loop whose mailbox is full misses the message (counted in
+    /// [`dropped_deliveries`](Remote::dropped_deliveries) and logged); the call fails with
+    /// [`RemoteError::Full`] only when no loop took it, so trying again cannot deliver twice.
     pub fn publish(
         &self,
         topic: &str,
         message: OwnedMessage,
         exclude: Option<ConnId>,
     ) -> Result<(), RemoteError> {
-        self.submit(Command::Publish {
-            topic: topic.to_owned(),
-            message,
-            exclude,
-        })
+        let loops = self.hub.interested(topic, None);
+        if loops.is_empty() {
+            return Ok(());
+        }
+        let (opcode, payload) = match &message {
+            OwnedMessage::Text(text) => (OpCode::Text, text.as_bytes()),
+            OwnedMessage::Binary(bytes) => (OpCode::Binary, &bytes[..]),
+        };
+        let frame = shared_frame(opcode, payload);
+        let (took, refused) = self.hub.forward(loops, topic, &frame, exclude);
+        for index in took.iter() {
+            self.hub.wake(index);
+        }
+        match (took.is_empty(), refused) {
+            (false, _) => Ok(()),
+            (true, 0) => Err(RemoteError::Stopped),
+            (true, _) => Err(RemoteError::Full),
+        }
     }
 
-    /// Sends `message` to connection `id` (ignored if it has closed by then).
+    /// Sends `message` to connection `id`, on whichever loop holds it (ignored if it has
+    /// closed by then).
     pub fn send(&self, id: ConnId, message: OwnedMessage) -> Result<(), RemoteError> {
-        self.submit(Command::Send { id, message })
+        let (opcode, payload) = match message {
+            OwnedMessage::Text(text) => (OpCode::Text, text.into_bytes()),
+            OwnedMessage::Binary(bytes) => (OpCode::Binary, bytes),
+        };
+        self.submit(
+            id,
+            Command::Send {
+                id,
+                opcode,
+                payload: payload.into(),
+            },
+        )
     }
 
-    fn submit(&self, command: Command) -> Result<(), RemoteError> {
-        match self.commands.try_send(command) {
-            Ok(()) => self.waker.wake().map_err(|_| RemoteError::Stopped),
-            Err(TrySendError::Full(_)) => Err(RemoteError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(RemoteError::Stopped),
+    /// Starts the closing handshake on connection `id` with `code` and `reason`.
+    pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), RemoteError> {
+        self.submit(
+            id,
+            Command::Close {
+                id,
+                code,
+                reason: reason.into(),
+            },
+        )
+    }
+
+    /// How many event loops the server runs.
+    pub fn loops(&self) -> usize {
+        self.hub.loops()
+    }
+
+    /// Connections each loop holds (open, opening or closing), in loop order.
+    pub fn connections(&self) -> Vec<usize> {
+        self.hub.connections()
+    }
+
+    /// Publish deliveries each loop missed because its mailbox was full, in loop order.
+    pub fn dropped_deliveries(&self) -> Vec<u64> {
+        self.hub.dropped_deliveries()
+    }
+
+    fn submit(&self, id: ConnId, command: Command) -> Result<(), RemoteError> {
+        let index = id.loop_index();
+        if index >= self.hub.loops() {
+            // No such loop: an id from another server; like a closed connection, ignored.
+            return Ok(());
+        }
+        match self.hub.post(index, command) {
+            Ok(()) => {
+                self.hub.wake(index);
+                Ok(())
+            }
+            Err(PostError::Full(_)) => Err(RemoteError::Full),
+            Err(PostError::Stopped(_)) => Err(RemoteError::Stopped),
         }
     }
 }
 
 impl fmt::Debug for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Remote")
+        f.debug_struct("Remote")
+            .field("loops", &self.hub.loops())
+            .finish()
     }
 }
-
-/// The loop's end of the channel.
-pub(crate) type Commands = Receiver<Command>;

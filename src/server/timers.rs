@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn later_deadlines_cost_no_heap_entries() {
         let mut timers = Timers::default();
-        let id = ConnId::new(1, 1);
+        let id = ConnId::new(0, 1, 1);
         let mut deadline = Deadline::default();
         timers.set(id, &mut deadline, 100);
         for at in 101..200 {
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn earlier_deadline_wakes_earlier() {
         let mut timers = Timers::default();
-        let id = ConnId::new(1, 1);
+        let id = ConnId::new(0, 1, 1);
         let mut deadline = Deadline::default();
         timers.set(id, &mut deadline, 1000);
         timers.set(id, &mut deadline, 10);

@@ -16,6 +16,16 @@ pub(crate) struct Topics {
     topics: Slab<Topic>,
 }
 
+/// What [`Topics::unsubscribe`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Left {
+    NotSubscribed,
+    /// Unsubscribed; others remain.
+    Subscribed,
+    /// Unsubscribed the last subscriber: the topic, named here, is gone.
+    LastSubscriber(Box<str>),
+}
+
 #[derive(Debug)]
 struct Topic {
     name: Box<str>,
@@ -25,9 +35,9 @@ struct Topic {
 }
 
 impl Topics {
-    /// Adds `id` to `name`, creating the topic. Returns the topic, or `None` if `id` was
-    /// already subscribed.
-    pub(crate) fn subscribe(&mut self, name: &str, id: ConnId) -> Option<TopicId> {
+    /// Adds `id` to `name`, creating the topic. Returns the topic and whether `id` is its
+    /// first subscriber, or `None` if `id` was already subscribed.
+    pub(crate) fn subscribe(&mut self, name: &str, id: ConnId) -> Option<(TopicId, bool)> {
         let topic_id = match self.by_name.get(name) {
             Some(&topic_id) => topic_id,
             None => {
@@ -46,17 +56,16 @@ impl Topics {
         }
         topic.positions.insert(id, topic.subscribers.len());
         topic.subscribers.push(id);
-        Some(topic_id)
+        Some((topic_id, topic.subscribers.len() == 1))
     }
 
-    /// Removes `id` from the topic, dropping the topic when it is left empty. Returns whether
-    /// `id` was subscribed.
-    pub(crate) fn unsubscribe(&mut self, topic_id: TopicId, id: ConnId) -> bool {
+    /// Removes `id` from the topic, dropping the topic when it is left empty.
+    pub(crate) fn unsubscribe(&mut self, topic_id: TopicId, id: ConnId) -> Left {
         let Some(topic) = self.topics.get_mut(topic_id) else {
-            return false;
+            return Left::NotSubscribed;
         };
         let Some(position) = topic.positions.remove(&id) else {
-            return false;
+            return Left::NotSubscribed;
         };
         topic.subscribers.swap_remove(position);
         if let Some(&moved) = topic.subscribers.get(position) {
@@ -65,8 +74,9 @@ impl Topics {
         if topic.subscribers.is_empty() {
             let topic = self.topics.remove(topic_id);
             self.by_name.remove(&topic.name);
+            return Left::LastSubscriber(topic.name);
         }
-        true
+        Left::Subscribed
     }
 
     pub(crate) fn find(&self, name: &str) -> Option<TopicId> {
@@ -90,18 +100,26 @@ mod tests {
     #[test]
     fn subscribe_and_unsubscribe_keep_both_sides_right() {
         let mut topics = Topics::default();
-        let (a, b, c) = (ConnId::new(1, 1), ConnId::new(2, 1), ConnId::new(3, 1));
-        let room = topics.subscribe("room", a).unwrap();
-        assert_eq!(topics.subscribe("room", b), Some(room));
-        assert_eq!(topics.subscribe("room", c), Some(room));
+        let (a, b, c) = (
+            ConnId::new(0, 1, 1),
+            ConnId::new(0, 2, 1),
+            ConnId::new(0, 3, 1),
+        );
+        let (room, first) = topics.subscribe("room", a).unwrap();
+        assert!(first);
+        assert_eq!(topics.subscribe("room", b), Some((room, false)));
+        assert_eq!(topics.subscribe("room", c), Some((room, false)));
         assert_eq!(topics.subscribe("room", a), None, "already subscribed");
-        assert!(topics.unsubscribe(room, a));
-        assert!(!topics.unsubscribe(room, a));
+        assert_eq!(topics.unsubscribe(room, a), Left::Subscribed);
+        assert_eq!(topics.unsubscribe(room, a), Left::NotSubscribed);
         let mut left = topics.subscribers(room).to_vec();
         left.sort();
         assert_eq!(left, [b, c]);
-        assert!(topics.unsubscribe(room, c));
-        assert!(topics.unsubscribe(room, b));
+        assert_eq!(topics.unsubscribe(room, c), Left::Subscribed);
+        assert_eq!(
+            topics.unsubscribe(room, b),
+            Left::LastSubscriber("room".into())
+        );
         assert_eq!(topics.find("room"), None, "an empty topic is dropped");
     }
 }
