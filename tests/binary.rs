@@ -131,6 +131,64 @@ fn binary_echoes_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn binary_with_four_loops_runs_rooms_across_them_and_closes_all_on_sigterm() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0", "--threads", "4"]);
+    let addr = proc.listening_addr();
+    // Balanced accepting puts eight members on four loops, two each; a room spans them.
+    let mut members: Vec<Ws> = (0..8).map(|_| ws_connect_path(addr, "/chat/all")).collect();
+    members[0].send(TMessage::text("from 0")).unwrap();
+    for member in &mut members[1..] {
+        assert_eq!(ws_read_data(member), TMessage::text("from 0"));
+    }
+    members[7].send(TMessage::text("from 7")).unwrap();
+    for member in &mut members[..7] {
+        assert_eq!(ws_read_data(member), TMessage::text("from 7"));
+    }
+    let mut health = Raw::connect(addr);
+    health.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(health.read_response().status, 200);
+    drop(health);
+    proc.sigterm();
+    for member in &mut members {
+        match member.read().unwrap() {
+            TMessage::Close(Some(frame)) => assert_eq!(frame.code, TCloseCode::Away),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+    }
+    drop(members);
+    let status = proc.wait_within(Duration::from_secs(5));
+    let stderr = proc.stderr();
+    assert!(
+        status.success(),
+        "exit status {status:?}, stderr {stderr:?}"
+    );
+    assert!(stderr.contains("4 event loop(s)"), "stderr {stderr:?}");
+}
+
+#[test]
+fn binary_runs_one_loop_per_allowed_cpu_by_default() {
+    // Pinned to one CPU, the default is one loop (as nginx's `worker_processes auto`).
+    let child = Command::new("taskset")
+        .args(["-c", "0", BIN, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn taskset (util-linux)");
+    let mut proc = Proc(child);
+    let addr = proc.listening_addr();
+    let mut ws = ws_connect(addr);
+    ws.send(TMessage::text("one loop")).unwrap();
+    assert_eq!(ws_read_data(&mut ws), TMessage::text("one loop"));
+    drop(ws);
+    proc.sigterm();
+    let status = proc.wait_within(Duration::from_secs(5));
+    let stderr = proc.stderr();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(stderr.contains("1 event loop(s)"), "stderr {stderr:?}");
+}
+
+#[test]
 fn binary_exits_0_on_sigterm_when_idle() {
     let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0"]);
     let addr = proc.listening_addr();
