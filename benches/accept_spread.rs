@@ -21,7 +21,10 @@ fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter(|arg| arg != "--bench")
-        .map(|arg| arg.parse().expect("LOOPS CONNECTIONS SLOW_RATE, as numbers"))
+        .map(|arg| {
+            arg.parse()
+                .expect("LOOPS CONNECTIONS SLOW_RATE, as numbers")
+        })
         .collect();
     let loops = args.first().copied().unwrap_or(4);
     let connections = args.get(1).copied().unwrap_or(10_000);
@@ -30,6 +33,12 @@ fn main() {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         format!("{target}/release/wsloop-load")
     });
+    if !std::path::Path::new(&generator).exists() {
+        println!(
+            "accept_spread skipped: {generator} not found (cargo build --release -p loadtest)"
+        );
+        return;
+    }
     raise_open_file_limit();
     println!("| accept | connections came | per loop | max/min | all open after |");
     println!("| --- | --- | --- | --- | --- |");
@@ -74,7 +83,12 @@ fn run(
     let mut command = Command::new(generator);
     command
         .args(["idle", "--url", &format!("ws://{addr}/"), "-q", "-t", "4"])
-        .args(["-c", &connections.to_string(), "-d", &format!("{}s", hold.as_secs())])
+        .args([
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{}s", hold.as_secs()),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     if let Some(rate) = rate {
@@ -91,7 +105,10 @@ fn run(
         if let Some(status) = child.try_wait().expect("wait") {
             panic!("the generator ended ({status}) with {counts:?} open");
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "too slow: {counts:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "too slow: {counts:?}"
+        );
         thread::sleep(Duration::from_millis(5));
     };
     let took = start.elapsed();
