@@ -263,7 +263,7 @@ fn a_room_spans_every_loop_in_order_per_sender() {
         }
     }
     for (me, member) in members.iter_mut().enumerate() {
-        let mut next = vec![0; 2 * LOOPS];
+        let mut next = [0; 2 * LOOPS];
         for _ in 0..EACH * (2 * LOOPS - 1) {
             let got = text(member);
             let (who, i) = got.split_once(':').unwrap();
