@@ -145,7 +145,7 @@ fn handshake(
             Ok(Status::Partial) if request.len() > MAX_HANDSHAKE_BYTES => return None,
             Ok(Status::Partial) => continue,
             Err(_) => return None,
-            Ok(Status::Complete((Parsed::Plain { .. }, len))) => {
+            Ok(Status::Complete((Parsed::Plain(_), len))) => {
                 assert!(len <= request.len());
                 return None;
             }

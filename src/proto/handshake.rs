@@ -98,19 +98,31 @@ impl std::error::Error for HandshakeError {}
 pub enum Parsed<'h, 'b> {
     /// A valid WebSocket upgrade request.
     Upgrade(Request<'h, 'b>),
-    /// A GET that does not ask for an upgrade (a health check, a browser visiting the URL).
-    Plain { path: &'b str },
+    /// A request that does not ask for an upgrade (a health check, a browser visiting the
+    /// URL, an API call); [`Request::key`] is empty.
+    Plain(Request<'h, 'b>),
 }
 
-/// A valid upgrade request; borrows the bytes it was parsed from.
+/// An HTTP request: an upgrade, or a plain request; borrows the bytes it was parsed from.
 #[derive(Debug)]
 pub struct Request<'h, 'b> {
+    method: &'b str,
     path: &'b str,
     headers: &'h [httparse::Header<'b>],
     key: &'b [u8],
 }
 
 impl<'h, 'b> Request<'h, 'b> {
+    /// The method: always `GET` for an upgrade.
+    pub fn method(&self) -> &'b str {
+        self.method
+    }
+
+    /// Whether this is a WebSocket upgrade request.
+    pub fn is_upgrade(&self) -> bool {
+        !self.key.is_empty()
+    }
+
     /// The request target, e.g. `/chat?room=1`.
     pub fn path(&self) -> &'b str {
         self.path
@@ -136,7 +148,7 @@ impl<'h, 'b> Request<'h, 'b> {
         self.header_str("origin")
     }
 
-    /// The `Sec-WebSocket-Key`.
+    /// The `Sec-WebSocket-Key`; empty for a plain request.
     pub fn key(&self) -> &'b [u8] {
         self.key
     }
@@ -200,16 +212,22 @@ pub fn parse_request<'h, 'b>(
         return Err(HandshakeError::Malformed);
     };
     let headers: &'h [httparse::Header<'b>] = req.headers;
-    // "The method of the request MUST be GET" (section 4.1).
-    if method != "GET" {
-        return Err(HandshakeError::MethodNotAllowed);
-    }
     // "An |Upgrade| header field containing the value "websocket", treated as an ASCII
     // case-insensitive value." (section 4.2.1, item 3)
     let wants_upgrade =
         header_tokens(headers, "upgrade").any(|t| t.eq_ignore_ascii_case(b"websocket"));
     if !wants_upgrade {
-        return Ok(Status::Complete((Parsed::Plain { path }, len)));
+        let plain = Request {
+            method,
+            path,
+            headers,
+            key: b"",
+        };
+        return Ok(Status::Complete((Parsed::Plain(plain), len)));
+    }
+    // "The method of the request MUST be GET" (section 4.1).
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotAllowed);
     }
     if version < 1 {
         return Err(HandshakeError::OldHttpVersion);
@@ -239,7 +257,12 @@ pub fn parse_request<'h, 'b>(
         return Err(HandshakeError::BadKey);
     }
     Ok(Status::Complete((
-        Parsed::Upgrade(Request { path, headers, key }),
+        Parsed::Upgrade(Request {
+            method,
+            path,
+            headers,
+            key,
+        }),
         len,
     )))
 }
@@ -446,7 +469,7 @@ mod tests {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         parse_request(text.as_bytes(), &mut headers).map(|s| match s {
             Status::Complete((Parsed::Upgrade(_), len)) => Status::Complete(len),
-            Status::Complete((Parsed::Plain { .. }, _)) => Status::Complete(0),
+            Status::Complete((Parsed::Plain(_), _)) => Status::Complete(0),
             Status::Partial => Status::Partial,
         })
     }
@@ -551,10 +574,13 @@ mod tests {
     fn plain_get_is_not_an_upgrade() {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(
-            parse_request(req, &mut headers),
-            Ok(Status::Complete((Parsed::Plain { path: "/healthz" }, _)))
-        ));
+        match parse_request(req, &mut headers) {
+            Ok(Status::Complete((Parsed::Plain(req), _))) => {
+                assert_eq!((req.method(), req.path()), ("GET", "/healthz"));
+                assert!(!req.is_upgrade());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

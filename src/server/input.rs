@@ -62,8 +62,8 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
     }
     let request = match parsed {
         Parsed::Upgrade(request) => request,
-        Parsed::Plain { path } => {
-            if path == "/healthz" {
+        Parsed::Plain(request) => {
+            if request.path() == "/healthz" {
                 respond(core, id, 200, &[], b"ok\n");
             } else {
                 respond(
