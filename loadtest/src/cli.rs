@@ -53,7 +53,13 @@ pub enum Mode {
         common: Common,
     },
     /// Memory per connection: opens --connections, holds them for --duration, checks each
-    /// answers a ping at the end.
+    /// answers a ping at the end. The per-connection memory (--server-pid) assumes a freshly
+    /// started server.
+    ///
+    /// With --server-pid, the server's resident memory before opening and once every
+    /// connection is open, divided by the connections, is the memory each one costs. That
+    /// holds only for a server that had no earlier connections: buffers and pools kept from
+    /// earlier runs are reused instead of grown, and the figure comes out too low.
     Idle {
         #[command(flatten)]
         common: Common,

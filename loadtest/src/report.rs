@@ -53,12 +53,17 @@ pub struct Report {
     pub published: Option<u64>,
     pub deliveries: Option<u64>,
     pub deliveries_per_sec: Option<f64>,
+    /// Broadcast: deliveries of a publisher's own messages back to it (an echo, or a fan-out
+    /// that includes the sender).
+    pub own_deliveries: Option<u64>,
     /// Idle mode.
     pub idle: Option<IdleFigures>,
     pub server: Option<ServerFigures>,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub generator: Generator,
+    /// What makes the figures doubtful, e.g. a broadcast path that does not fan out.
+    pub warnings: Vec<String>,
 }
 
 /// Idle mode's memory and liveness figures.
@@ -68,6 +73,8 @@ pub struct IdleFigures {
     pub pongs: u64,
     pub alive_at_end: u64,
     /// Growth of the server's resident memory over the opening, per connection opened.
+    /// Meaningful for a freshly started server only: memory kept from earlier connections
+    /// (buffers, pools) is reused instead of grown, making the figure too low.
     pub bytes_per_connection: Option<f64>,
 }
 
@@ -161,6 +168,22 @@ impl Report {
             rss_after_bytes: ctx.rss.1,
         });
         let broadcast = mode == ModeKind::Broadcast;
+        let publishing_for = stats
+            .first_publish
+            .map(|first| stats.sending_time.saturating_sub(first));
+        let warnings = broadcast
+            .then(|| {
+                fan_out_warning(
+                    stats.opened,
+                    stats.published,
+                    stats.own_deliveries,
+                    stats.other_deliveries,
+                    publishing_for.unwrap_or_default(),
+                )
+            })
+            .flatten()
+            .into_iter()
+            .collect();
         Report {
             mode: mode.name(),
             url: format!("ws://{}{}", plan.target.host, plan.target.path),
@@ -201,6 +224,7 @@ impl Report {
             published: broadcast.then_some(stats.published),
             deliveries: broadcast.then_some(stats.received),
             deliveries_per_sec: broadcast.then(|| per_sec(stats.window_messages)),
+            own_deliveries: broadcast.then_some(stats.own_deliveries),
             idle,
             server,
             errors: stats
@@ -220,6 +244,7 @@ impl Report {
                 },
                 cpu_us_per_message: per_message(user + system),
             },
+            warnings,
         }
     }
 
@@ -334,6 +359,13 @@ impl Report {
                         format_bytes(b)
                     ))
                 );
+                if per_conn.is_some() {
+                    let _ = writeln!(
+                        out,
+                        "  note: per-connection memory assumes a freshly started server \
+                         (buffers and pools kept from earlier connections make it too low)"
+                    );
+                }
             }
             if let Some(busy) = server.cores_busy {
                 let _ = writeln!(
@@ -353,7 +385,44 @@ impl Report {
             self.generator.cpu_system_s,
             self.generator.elapsed_s
         );
+        for warning in &self.warnings {
+            let _ = writeln!(out, "  warning: {warning}");
+        }
         out
+    }
+}
+
+/// How long publishing must have gone on before silence from the other connections, with
+/// none of the publishers' own messages back either, counts as no fan-out.
+const SILENCE_AFTER: Duration = Duration::from_secs(1);
+
+/// Broadcast: the warning for a path that does not fan out, judged from whose messages
+/// arrived. Every connection subscribes, so with two or more open, a fan-out delivers some
+/// messages to connections other than their publisher; an echo only returns each publisher
+/// its own. Nothing back at all is a verdict only after [`SILENCE_AFTER`] of publishing.
+fn fan_out_warning(
+    opened: u64,
+    published: u64,
+    own: u64,
+    others: u64,
+    publishing_for: Duration,
+) -> Option<String> {
+    if opened < 2 || published == 0 || others > 0 {
+        return None;
+    }
+    const HINT: &str = "(the wsloop binary fans out under /chat/ROOM)";
+    if own > 0 {
+        Some(format!(
+            "no subscriber received a published message and publishers got their own \
+             messages back: the path looks like an echo, not a fan-out {HINT}"
+        ))
+    } else if publishing_for >= SILENCE_AFTER {
+        Some(format!(
+            "no connection received any of the {published} published messages: \
+             the path does not look like a fan-out {HINT}"
+        ))
+    } else {
+        None
     }
 }
 
@@ -374,4 +443,31 @@ pub fn percentile_line(p: &Percentiles) -> String {
         format_micros(p.max),
         p.count
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_and_silence_are_told_from_a_fan_out() {
+        let second = Duration::from_secs(1);
+        let echo = fan_out_warning(10, 100, 100, 0, second).unwrap();
+        assert!(echo.contains("looks like an echo"), "{echo}");
+        // An echo answers even when the run is short.
+        assert!(fan_out_warning(10, 5, 5, 0, Duration::from_millis(50)).is_some());
+        let silent = fan_out_warning(10, 100, 0, 0, second).unwrap();
+        assert!(silent.contains("any of the 100 published"), "{silent}");
+        // Too soon to call silence.
+        assert_eq!(
+            fan_out_warning(10, 5, 0, 0, Duration::from_millis(50)),
+            None
+        );
+        // Fan-outs, with and without the sender among the receivers.
+        assert_eq!(fan_out_warning(10, 100, 100, 900, second), None);
+        assert_eq!(fan_out_warning(10, 100, 0, 900, second), None);
+        // One connection cannot tell; nothing published says nothing.
+        assert_eq!(fan_out_warning(1, 100, 100, 0, second), None);
+        assert_eq!(fan_out_warning(10, 0, 0, 0, second), None);
+    }
 }

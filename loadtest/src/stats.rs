@@ -87,6 +87,12 @@ pub struct Stats {
     pub window_bytes: u64,
     /// Broadcast: messages this worker's publishers sent.
     pub published: u64,
+    /// Broadcast: when, after the start, this worker first published.
+    pub first_publish: Option<Duration>,
+    /// Broadcast: deliveries of a connection's own messages back to it (an echo, or a
+    /// fan-out that includes the sender) and of messages from other connections.
+    pub own_deliveries: u64,
+    pub other_deliveries: u64,
     /// Open loop: messages due before the end that never left (the server held every slot).
     pub behind_schedule: u64,
     /// Connections attempted, and those whose handshake succeeded.
@@ -115,6 +121,9 @@ impl Stats {
             window_messages: 0,
             window_bytes: 0,
             published: 0,
+            first_publish: None,
+            own_deliveries: 0,
+            other_deliveries: 0,
             behind_schedule: 0,
             attempted: 0,
             opened: 0,
@@ -149,6 +158,12 @@ impl Stats {
         self.window_messages += other.window_messages;
         self.window_bytes += other.window_bytes;
         self.published += other.published;
+        self.first_publish = match (self.first_publish, other.first_publish) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.own_deliveries += other.own_deliveries;
+        self.other_deliveries += other.other_deliveries;
         self.behind_schedule += other.behind_schedule;
         self.attempted += other.attempted;
         self.opened += other.opened;

@@ -50,6 +50,8 @@ pub struct Load {
     stamper: Option<Stamper>,
     clock: Clock,
     scratch: Vec<u8>,
+    /// Time zero of the run.
+    start: Instant,
     window_start: Instant,
     window_end: Instant,
     /// Open loop: time between two messages of one connection (of one publisher).
@@ -85,6 +87,7 @@ impl Load {
             stamper,
             clock,
             scratch: Vec::with_capacity(plan.size),
+            start,
             window_start: start + plan.warmup,
             window_end: start + plan.duration,
             interval: interval.map(Duration::from_secs_f64),
@@ -189,6 +192,9 @@ impl Load {
             conn.traffic.next_seq += 1;
             self.stats.sent += 1;
             self.stats.published += 1;
+            if self.stats.first_publish.is_none() {
+                self.stats.first_publish = Some(now.saturating_duration_since(self.start));
+            }
             if self.in_window(now) {
                 record(&mut self.stats.send_lag, now - intended);
             }
@@ -233,7 +239,7 @@ impl Load {
         }
     }
 
-    fn delivered(&mut self, text: bool, payload: &[u8], at: Instant) {
+    fn delivered(&mut self, traffic: &Traffic, text: bool, payload: &[u8], at: Instant) {
         let stamp = match &self.stamper {
             Some(stamper) if text == self.text => stamper.read(payload),
             _ => None,
@@ -241,6 +247,12 @@ impl Load {
         let Some(stamp) = stamp else {
             return self.mismatch();
         };
+        // Whose message it is tells a fan-out from an echo (see the report's warnings).
+        if u64::from(stamp.publisher) == traffic.id {
+            self.stats.own_deliveries += 1;
+        } else {
+            self.stats.other_deliveries += 1;
+        }
         let latency = Duration::from_nanos(self.clock.unix_ns(at).saturating_sub(stamp.sent_ns));
         if self.in_window(at) {
             self.stats.window_messages += 1;
@@ -256,7 +268,7 @@ impl Handler for Load {
         self.stats.received += 1;
         match self.mode {
             ModeKind::Echo | ModeKind::Latency => self.echoed(traffic, text, payload, at),
-            ModeKind::Broadcast => self.delivered(text, payload, at),
+            ModeKind::Broadcast => self.delivered(traffic, text, payload, at),
             // Nothing was sent that could come back.
             ModeKind::Connect | ModeKind::Idle => self.mismatch(),
         }

@@ -394,6 +394,11 @@ fn idle_holds_connections_and_samples_memory() {
     assert_eq!(idle["pings"], idle["pongs"]);
     assert!(idle["pings"].as_u64().unwrap() >= 600, "{idle}");
     assert!(idle["bytes_per_connection"].as_f64().is_some());
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    assert!(
+        stdout.contains("note: per-connection memory assumes a freshly started server"),
+        "{stdout}"
+    );
     let server = &run.report["server"];
     assert!(server["rss_before_bytes"].as_u64().unwrap() > 0);
     assert!(server["rss_after_bytes"].as_u64().unwrap() > 0);
@@ -460,12 +465,82 @@ fn broadcast_delivers_every_message_to_every_subscriber() {
         "400/s for 1.2 s gave {published}"
     );
     assert_eq!(run.u64("deliveries"), published * 10);
+    // The sender is among the receivers here, and still a fan-out.
+    assert_eq!(run.u64("own_deliveries"), published);
+    assert_eq!(warnings(&run), Vec::<String>::new());
     let rate = run.f64("deliveries_per_sec");
     assert!((3000.0..5000.0).contains(&rate), "{rate}");
     run.percentiles("latency_us");
 
     let wrong_room = run_wrong_room(&server);
     assert_eq!(wrong_room.errors().get("handshake_failed"), Some(&3));
+}
+
+/// Broadcast arguments for `url`: 6 connections, 2 of them publishing, about a second.
+fn broadcast_args(url: &str) -> Vec<&str> {
+    vec![
+        "broadcast",
+        "--url",
+        url,
+        "-c",
+        "6",
+        "--publishers",
+        "2",
+        "--rate",
+        "200",
+        "-d",
+        "1200ms",
+        "--warmup",
+        "200ms",
+    ]
+}
+
+fn warnings(run: &Run) -> Vec<String> {
+    serde_json::from_value(run.report["warnings"].clone()).expect("warnings are a list")
+}
+
+#[test]
+fn broadcast_warns_on_an_echo_path() {
+    // The wsloop binary's handler: off /chat/ROOM it echoes.
+    let server = TestServer::start(wsloop::rooms::EchoRooms);
+    let url = server.url("/");
+    let run = run("broadcast-echo", &broadcast_args(&url));
+    assert_clean(&run);
+    assert!(run.u64("published") > 0);
+    assert_eq!(
+        run.u64("own_deliveries"),
+        run.u64("deliveries"),
+        "{}",
+        run.report
+    );
+    let warnings = warnings(&run);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("looks like an echo, not a fan-out")
+            && warnings[0].contains("/chat/ROOM"),
+        "{warnings:?}"
+    );
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    assert!(
+        stdout.contains("warning: no subscriber received a published message"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn broadcast_does_not_warn_on_a_fan_out() {
+    let server = TestServer::start(wsloop::rooms::EchoRooms);
+    let url = server.url("/chat/x");
+    let run = run("broadcast-rooms", &broadcast_args(&url));
+    assert_clean(&run);
+    let published = run.u64("published");
+    assert!(published > 0);
+    // A room publishes to everyone else: 5 deliveries a message, none back to the sender.
+    assert_eq!(run.u64("deliveries"), published * 5, "{}", run.report);
+    assert_eq!(run.u64("own_deliveries"), 0);
+    assert_eq!(warnings(&run), Vec::<String>::new());
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    assert!(!stdout.contains("warning"), "{stdout}");
 }
 
 fn run_wrong_room(server: &TestServer) -> Run {
