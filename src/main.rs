@@ -1,10 +1,11 @@
 //! The `wsloop` binary: an echo server by default, with every limit on the command line.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use wsloop::proto::deflate::DeflateConfig;
 use wsloop::rooms::EchoRooms;
 use wsloop::units::{parse_duration, parse_size};
@@ -15,9 +16,10 @@ use wsloop::{Accept, Cluster, Config, MAX_LOOPS};
 #[derive(Debug, Parser)]
 #[command(name = "wsloop", version)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9001")]
-    listen: SocketAddr,
+    /// Address to listen on: IP:PORT, [IPv6]:PORT (`[::]:9001` for every interface) or
+    /// HOST:PORT (`localhost:9001`; the name's first address is used).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001", value_parser = parse_listen)]
+    listen: String,
     /// Event loops, one thread each [default: the CPUs this process may run on, so
     /// `taskset -c 0 wsloop` runs one].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_LOOPS as i64))]
@@ -26,19 +28,24 @@ struct Args {
     /// loop holding the fewest) or `reuseport` (a listener per loop, the kernel picks).
     #[arg(long, default_value = "balanced", value_parser = parse_accept)]
     accept: Accept,
-    /// Listen backlog (Linux caps it at net.core.somaxconn).
+    /// Listen backlog: connections the kernel queues until they are accepted. Linux silently
+    /// caps it at `net.core.somaxconn` (`sysctl net.core.somaxconn`; 4096 since Linux 5.4,
+    /// 128 before), so raise that too for larger bursts: mio's old default of 128 overflowed
+    /// at 4,000 connects from 2 threads (clients then wait for SYN retransmits).
     #[arg(long, default_value_t = 1024)]
     backlog: u32,
     /// Largest message accepted (e.g. 16MiB); larger ones are closed with 1009.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     max_message_size: usize,
-    /// Connections held at most; more are answered 503.
+    /// Connections held at most; more are answered 503. Each needs an open file: the soft
+    /// open-file limit is raised to the hard limit at start, with a warning if that is too few.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
     /// Buffered bytes per connection past which it is no longer read until it drains.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     backpressure_limit: usize,
-    /// Buffered bytes per connection past which sends are dropped.
+    /// Buffered bytes per connection past which sends are dropped (at least
+    /// --backpressure-limit).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_buffered: usize,
     /// Largest opening handshake request (431 past it).
@@ -73,15 +80,32 @@ struct Args {
     /// Largest LZ77 window (server_max_window_bits and client_max_window_bits), 8-15.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), requires = "deflate")]
     deflate_window_bits: u8,
-    /// Log level: error, warn, info, debug or trace.
+    /// Log level: off, error, warn, info, debug or trace. Lines go to stderr as
+    /// `2026-12-01T16:20:05.123Z LEVEL message` (UTC).
     #[arg(long, default_value = "info", value_parser = parse_level)]
     log_level: log::LevelFilter,
 }
 
 impl Args {
-    fn config(&self) -> Config {
+    /// Checks what clap cannot see flag by flag; exits with a usage error (code 2) as clap does.
+    fn validate(&self) {
+        if self.backpressure_limit > self.max_buffered {
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--backpressure-limit ({} bytes) must not be above --max-buffered ({} \
+                         bytes): a connection would drop sends before it stopped being read",
+                        self.backpressure_limit, self.max_buffered
+                    ),
+                )
+                .exit();
+        }
+    }
+
+    fn config(&self, listen: SocketAddr) -> Config {
         Config {
-            listen: self.listen,
+            listen,
             max_message_size: self.max_message_size,
             max_connections: self.max_connections,
             backpressure_limit: self.backpressure_limit,
@@ -105,6 +129,84 @@ impl Args {
     }
 }
 
+/// Checks that `--listen` is `HOST:PORT` (a literal address, `[IPv6]:PORT` or a name);
+/// resolving a name is left to `main`, after parsing, so that `--help` never waits on DNS.
+fn parse_listen(text: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected IP:PORT, [IPv6]:PORT or HOST:PORT, e.g. 127.0.0.1:9001, \
+                            [::1]:9001 or localhost:9001";
+    if text.parse::<SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("no port ({EXPECTED})"));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("bad port {port:?} ({EXPECTED})"));
+    }
+    if host.is_empty() {
+        return Err(format!("no host ({EXPECTED})"));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "an IPv6 address goes in brackets, as [::1]:9001 ({EXPECTED})"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Resolves `--listen`: a literal address as it is, a name to its first address.
+fn resolve_listen(text: &str) -> Result<SocketAddr, String> {
+    let mut addrs = text.to_socket_addrs().map_err(|err| err.to_string())?;
+    addrs
+        .next()
+        .ok_or_else(|| "the name has no address".to_owned())
+}
+
+/// Descriptors the process needs besides one per connection: stdio, logs, the listener(s),
+/// and per loop its epoll instance and waker (and, with reuseport, its own listener).
+fn reserved_descriptors(threads: usize) -> u64 {
+    64 + 3 * threads as u64
+}
+
+/// Raises the soft open-file limit to the hard one. Returns the limit before and after, or
+/// the error; either way the server starts.
+fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+    let (before, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    let after = rlimit::increase_nofile_limit(u64::MAX)?;
+    Ok((before, after))
+}
+
+/// Logs the open-file limit and warns when `--max-connections` cannot be reached with it.
+fn report_open_file_limit(limit: std::io::Result<(u64, u64)>, args: &Args, threads: usize) {
+    let current = match limit {
+        Ok((before, after)) => {
+            if after != before {
+                log::info!("open-file limit raised from {before} to {after} (the hard limit)");
+            }
+            after
+        }
+        Err(err) => {
+            log::warn!("cannot raise the open-file limit: {err}");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return,
+            }
+        }
+    };
+    let reserved = reserved_descriptors(threads);
+    let needed = (args.max_connections as u64).saturating_add(reserved);
+    if needed > current {
+        log::warn!(
+            "--max-connections {} needs about {needed} open files, but the open-file limit is \
+             {current}: at most about {} connections can be held, past that accepts fail with \
+             EMFILE; raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower \
+             --max-connections",
+            args.max_connections,
+            current.saturating_sub(reserved),
+        );
+    }
+}
+
 fn parse_accept(text: &str) -> Result<Accept, String> {
     match text {
         "balanced" => Ok(Accept::Balanced),
@@ -123,17 +225,29 @@ fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    args.validate();
     StderrLogger::install(args.log_level);
+    // Before anything opens a descriptor; reported once the server is bound, so that a bind
+    // error stays the only line.
+    let open_file_limit = raise_open_file_limit();
     let threads = args
         .threads
         .map_or_else(wsloop::available_cores, usize::from);
-    let server = match Cluster::bind(args.config(), threads, |_| EchoRooms) {
-        Ok(server) => server,
+    let listen = match resolve_listen(&args.listen) {
+        Ok(addr) => addr,
         Err(err) => {
-            eprintln!("wsloop: cannot listen on {}: {err}", args.listen);
+            eprintln!("wsloop: cannot resolve --listen {}: {err}", args.listen);
             return ExitCode::FAILURE;
         }
     };
+    let server = match Cluster::bind(args.config(listen), threads, |_| EchoRooms) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("wsloop: cannot listen on {listen}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report_open_file_limit(open_file_limit, &args, threads);
     let stop = server.shutdown_handle();
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -163,7 +277,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Log lines to stderr as `LEVEL message`: enough for a server whose output is collected by
+/// Log lines to stderr as `2026-12-01T16:20:05.123Z LEVEL message` (UTC): enough for a server whose output is collected by
 /// systemd or a container runtime, without a logging framework.
 struct StderrLogger(log::LevelFilter);
 
@@ -183,9 +297,109 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("{} {}", record.level(), record.args());
+            // One eprintln per line: stderr is locked for it, so loops' lines never interleave.
+            eprintln!(
+                "{} {} {}",
+                Timestamp(SystemTime::now()),
+                record.level(),
+                record.args()
+            );
         }
     }
 
     fn flush(&self) {}
+}
+
+/// Formats as RFC 3339 in UTC with milliseconds: `2026-12-01T16:20:05.123Z`.
+struct Timestamp(SystemTime);
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A clock before 1970 is printed as the epoch rather than failing the log line.
+        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_epoch.as_secs();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let of_day = secs % 86_400;
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            of_day / 3600,
+            of_day / 60 % 60,
+            of_day % 60,
+            since_epoch.subsec_millis()
+        )
+    }
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01: Howard Hinnant's `civil_from_days`
+/// (<https://howardhinnant.github.io/date_algorithms.html>), for non-negative days.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01, so that a leap day is the last day of its year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097; // [0, 146096]
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
+    let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // [1, 31]
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, millis: u64) -> String {
+        Timestamp(UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis)).to_string()
+    }
+
+    #[test]
+    fn timestamps_of_known_instants() {
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(86_399, 999), "1970-01-01T23:59:59.999Z");
+        assert_eq!(at(951_696_000, 0), "2000-02-28T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(951_868_800, 0), "2000-03-01T00:00:00.000Z");
+        assert_eq!(at(1_798_761_600, 0), "2027-01-01T00:00:00.000Z");
+        assert_eq!(at(1_796_142_005, 123), "2026-12-01T16:20:05.123Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+        // Before the epoch: printed as the epoch.
+        assert_eq!(
+            Timestamp(UNIX_EPOCH - Duration::from_secs(1)).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn civil_dates_round_the_year() {
+        // 2024 is a leap year, 2100 is not.
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
+        assert_eq!(civil_from_days(47_540), (2100, 2, 28));
+        assert_eq!(civil_from_days(47_541), (2100, 3, 1));
+    }
+
+    #[test]
+    fn listen_syntax() {
+        assert!(parse_listen("127.0.0.1:9001").is_ok());
+        assert!(parse_listen("[::1]:0").is_ok());
+        assert!(parse_listen("[::]:9001").is_ok());
+        assert!(parse_listen("localhost:9001").is_ok());
+        assert!(parse_listen("not-an-address").is_err());
+        assert!(parse_listen("localhost:http").is_err());
+        assert!(parse_listen(":9001").is_err());
+        assert!(parse_listen("::1:9001").is_err());
+    }
+
+    #[test]
+    fn the_flags_are_consistent() {
+        Args::command().debug_assert();
+    }
 }
