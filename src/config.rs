@@ -66,6 +66,7 @@ pub struct Config {
 
 /// How the loops of a [`Cluster`](crate::Cluster) share the listening port. With one loop
 /// both are the same.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accept {
     /// Loop 0 accepts and hands each connection to the loop holding the fewest: the spread
@@ -78,8 +79,34 @@ pub enum Accept {
     ReusePort,
 }
 
+impl Config {
+    /// Checks settings that contradict each other; `Server::bind` and `Cluster::bind` refuse
+    /// a config that fails it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.backpressure_limit > self.max_buffered {
+            return Err(format!(
+                "backpressure_limit ({}) is above max_buffered ({}): sends would be dropped \
+                 before reading pauses",
+                self.backpressure_limit, self.max_buffered
+            ));
+        }
+        if let SlowSubscriber::Close(code) = self.slow_subscriber {
+            if !code.is_sendable() {
+                return Err(format!(
+                    "slow_subscriber closes with {code}, which may not be sent (RFC 6455 7.4)"
+                ));
+            }
+        }
+        if self.max_connections == 0 || self.mailbox_capacity == 0 {
+            return Err("max_connections and mailbox_capacity must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The policy for a subscriber too slow to keep up with what is published to it. Either way
 /// the other subscribers are not held up.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlowSubscriber {
     /// Skip the message for that subscriber; the handler hears of it in

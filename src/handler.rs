@@ -25,6 +25,7 @@ impl<'a> Message<'a> {
 }
 
 /// Why a connection ended badly.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum Error {
     /// The peer broke the protocol; a close frame with the matching code was sent.
@@ -53,12 +54,18 @@ impl std::error::Error for Error {}
 /// ```
 /// use wsloop::Upgrade;
 /// let accept = Upgrade::accept().protocol("chat.v2").header("X-Server", "wsloop");
-/// let reject = Upgrade::reject(403, "origin not allowed");
+/// let reject = Upgrade::reject(401, "log in first").header("WWW-Authenticate", "Bearer");
 /// # let _ = (accept, reject);
 /// ```
+///
+/// The server checks the answer before it acts on it: a subprotocol the client did not
+/// offer, or a rejection status outside 400-599, is a bug in the handler; the client then
+/// gets `500 Internal Server Error` and the server logs the reason.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upgrade {
     /// Open the connection.
+    #[non_exhaustive]
     Accept {
         /// The subprotocol chosen from those the client offered.
         protocol: Option<String>,
@@ -68,7 +75,13 @@ pub enum Upgrade {
         topics: Vec<String>,
     },
     /// Answer with an HTTP error and close.
-    Reject { status: u16, body: String },
+    #[non_exhaustive]
+    Reject {
+        status: u16,
+        /// Extra response headers (`WWW-Authenticate`, `Retry-After`).
+        headers: Vec<(String, String)>,
+        body: String,
+    },
 }
 
 impl Upgrade {
@@ -81,10 +94,11 @@ impl Upgrade {
         }
     }
 
-    /// Refuse with an HTTP `status` (e.g. 401, 403, 404) and a short text body.
+    /// Refuse with an HTTP `status` (400-599, e.g. 401, 403, 404) and a short text body.
     pub fn reject(status: u16, body: &str) -> Upgrade {
         Upgrade::Reject {
             status,
+            headers: Vec::new(),
             body: body.to_owned(),
         }
     }
@@ -106,12 +120,76 @@ impl Upgrade {
         self
     }
 
-    /// Adds a response header to an accepted upgrade.
+    /// Adds a response header, to the 101 of an accepted upgrade or to the answer of a
+    /// rejected one. Names that are not HTTP tokens and values with CR, LF or NUL are left
+    /// out (and logged), so a header cannot split the response.
     pub fn header(mut self, name: &str, value: &str) -> Upgrade {
-        if let Upgrade::Accept { headers, .. } = &mut self {
-            headers.push((name.to_owned(), value.to_owned()));
+        match &mut self {
+            Upgrade::Accept { headers, .. } | Upgrade::Reject { headers, .. } => {
+                headers.push((name.to_owned(), value.to_owned()));
+            }
         }
         self
+    }
+}
+
+/// The answer to a plain HTTP request (one that does not ask for a WebSocket), from
+/// [`Handler::on_request`]. The connection closes after it; request bodies are not read.
+///
+/// ```
+/// use wsloop::Response;
+/// let health = Response::text(200, "ok\n");
+/// let stats = Response::json(200, r#"{"connections":12}"#).header("Cache-Control", "no-store");
+/// let gone = Response::new(404);
+/// # let _ = (health, stats, gone);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status` (200-599) and an empty body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(body)
+    }
+
+    /// An `application/json` response; `body` is sent as it is.
+    pub fn json(status: u16, body: &str) -> Response {
+        Response::new(status)
+            .header("Content-Type", "application/json")
+            .body(body)
+    }
+
+    /// Adds a header (invalid names and values are left out, as for [`Upgrade::header`]).
+    /// `Content-Length` and `Connection` are written by the server.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets the body (not sent in answer to `HEAD`, though its length is).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
     }
 }
 
@@ -152,6 +230,13 @@ pub trait Handler {
         Upgrade::accept()
     }
 
+    /// Answers a plain HTTP request on the same port (`GET /healthz`, a small JSON
+    /// endpoint, a page). The default answers `426 Upgrade Required`: this is a WebSocket
+    /// endpoint. `HEAD` requests come here too; the server sends the answer without its body.
+    fn on_request(&mut self, _req: &Request<'_, '_>) -> Response {
+        Response::text(426, "this is a WebSocket endpoint\n").header("Upgrade", "websocket")
+    }
+
     /// The connection is open: the 101 response is queued and sends are accepted.
     fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
 
@@ -169,8 +254,14 @@ pub trait Handler {
     /// The send queue, which had passed the backpressure limit, is empty again.
     fn on_drain(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
 
-    /// The connection is closing or closed: `code` is the peer's close code, `1005` when its
-    /// close frame had none, `1006` when the connection ended without a close frame.
+    /// The connection is closed for the application, exactly once per opened connection:
+    /// no more events follow and sends are refused. It comes at the first of these: the
+    /// peer's close frame arrives (`code` and `reason` are the peer's, `1005` when its frame
+    /// had none; the server has already queued its answering close frame, and the socket
+    /// closes once that is written and the peer closes its side, within the close timeout),
+    /// or the connection ends without a close frame (`1006`: the peer vanished, a timeout, a
+    /// protocol error the server answered, or [`Context::terminate`]). After the server's
+    /// own [`Context::close`] it comes when the peer answers, or with `1006` when it does not.
     fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}
 
     /// Something went wrong; `on_close` follows.

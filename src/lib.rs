@@ -32,7 +32,7 @@ mod server;
 pub mod units;
 
 pub use config::{Accept, Config, SlowSubscriber};
-pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Upgrade};
+pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Response, Upgrade};
 pub use proto::{CloseCode, ReadyState, Request, SendError};
 pub use server::{
     available_cores, Cluster, ConnId, Context, Published, Remote, RemoteError, SendStatus, Server,

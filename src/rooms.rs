@@ -4,7 +4,7 @@
 //! everyone else in the room. Any other path echoes, like [`Echo`](crate::Echo). This is what
 //! `wsloop-load broadcast` drives.
 
-use crate::handler::{Handler, Message, Upgrade};
+use crate::handler::{Handler, Message, Response, Upgrade};
 use crate::proto::Request;
 use crate::server::{ConnId, Context};
 
@@ -16,8 +16,20 @@ pub const ROOM_PREFIX: &str = "/chat/";
 pub struct EchoRooms;
 
 impl Handler for EchoRooms {
+    /// `GET /healthz` answers `200 ok` for load balancers and probes; other plain requests
+    /// get the default `426 Upgrade Required`.
+    fn on_request(&mut self, req: &Request<'_, '_>) -> Response {
+        match (req.method(), req.path()) {
+            ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
+            (_, "/healthz") => Response::text(405, "GET or HEAD\n").header("Allow", "GET, HEAD"),
+            _ => {
+                Response::text(426, "this is a WebSocket endpoint\n").header("Upgrade", "websocket")
+            }
+        }
+    }
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
-        match room_of(req.path()) {
+        match room_of(req) {
             Some("") => Upgrade::reject(404, "a room needs a name: /chat/NAME"),
             Some(room) => Upgrade::accept().subscribe(room),
             None => Upgrade::accept(),
@@ -38,22 +50,37 @@ impl Handler for EchoRooms {
     }
 }
 
-/// The room a request path names, without any query string.
-fn room_of(path: &str) -> Option<&str> {
-    let path = path.split('?').next().unwrap_or(path);
-    path.strip_prefix(ROOM_PREFIX)
+/// The room the request's path names; a query string is not part of it.
+fn room_of<'b>(req: &Request<'_, 'b>) -> Option<&'b str> {
+    req.path().strip_prefix(ROOM_PREFIX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+
+    /// The room of a GET of `target`.
+    fn room_of_target(target: &str) -> Option<String> {
+        let text = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match parse_request(text.as_bytes(), &mut headers) {
+            Ok(Status::Complete((Parsed::Plain(req), _))) => room_of(&req).map(str::to_owned),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn rooms_come_from_the_path() {
-        assert_eq!(room_of("/chat/lobby"), Some("lobby"));
-        assert_eq!(room_of("/chat/lobby?token=1"), Some("lobby"));
-        assert_eq!(room_of("/chat/"), Some(""));
-        assert_eq!(room_of("/"), None);
-        assert_eq!(room_of("/chatroom"), None);
+        assert_eq!(room_of_target("/chat/lobby").as_deref(), Some("lobby"));
+        assert_eq!(
+            room_of_target("/chat/lobby?token=1").as_deref(),
+            Some("lobby")
+        );
+        assert_eq!(room_of_target("/chat/").as_deref(), Some(""));
+        assert_eq!(room_of_target("/chat/?x").as_deref(), Some(""));
+        assert_eq!(room_of_target("/"), None);
+        assert_eq!(room_of_target("/chatroom"), None);
     }
 }

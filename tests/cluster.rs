@@ -70,7 +70,7 @@ impl Handler for Probe {
         );
         self.shared.opened.lock().unwrap().push(id);
         let hello = format!("id {} loop {}", id.as_u64(), ctx.loop_index());
-        ctx.send_text(id, &hello).unwrap();
+        assert_eq!(ctx.send_text(id, &hello), Ok(SendStatus::Sent));
     }
 
     fn on_publish_dropped(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _topic: &str) {

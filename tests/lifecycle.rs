@@ -10,7 +10,7 @@ use common::*;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message as TMessage;
-use wsloop::ReadyState;
+use wsloop::{ReadyState, SendStatus};
 
 #[test]
 fn clean_connection_sees_open_message_ping_close_once() {
@@ -328,9 +328,9 @@ struct Greeter;
 impl wsloop::Handler for Greeter {
     fn on_open(&mut self, ctx: &mut wsloop::Context<'_>, id: wsloop::ConnId) {
         assert_eq!(ctx.ready_state(id), ReadyState::Open);
-        ctx.send_text(id, "welcome").unwrap();
-        ctx.send_binary(id, &[0x5a; 64 << 10]).unwrap();
-        ctx.ping(id, b"hello?").unwrap();
+        assert_eq!(ctx.send_text(id, "welcome"), Ok(SendStatus::Sent));
+        assert_eq!(ctx.send_binary(id, &[0x5a; 64 << 10]), Ok(SendStatus::Sent));
+        assert_eq!(ctx.ping(id, b"hello?"), Ok(SendStatus::Sent));
     }
 
     fn on_message(

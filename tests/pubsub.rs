@@ -229,6 +229,7 @@ fn a_subscriber_that_never_reads_does_not_hold_up_the_others() {
                     room.closed.lock().unwrap().len() == 1
                 });
             }
+            other => unreachable!("not tested here: {other:?}"),
         }
         drop(stalled);
         server.stop();

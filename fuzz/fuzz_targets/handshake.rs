@@ -5,6 +5,7 @@
 //! Never panics, and:
 //! - a complete request is no longer than the input, and the request bytes alone parse the
 //!   same way;
+//! - the target is the path, then `?` and the query if any, then any `#fragment`;
 //! - an upgrade's key is 24 base64 characters, and the 101 answer the server writes for it
 //!   (with the negotiated extension and the first offered subprotocol) passes the client-side
 //!   check of the same key and is exactly as long as written;
@@ -52,10 +53,10 @@ fuzz_target!(|data: &[u8]| {
             let same = parse_request(&data[..len], &mut again);
             match (&parsed, same) {
                 (Parsed::Plain(a), Ok(Status::Complete((Parsed::Plain(b), l)))) => {
-                    assert_eq!((a.method(), a.path(), len), (b.method(), b.path(), l));
+                    assert_eq!((a.method(), a.target(), len), (b.method(), b.target(), l));
                 }
                 (Parsed::Upgrade(a), Ok(Status::Complete((Parsed::Upgrade(b), l)))) => {
-                    assert_eq!((a.path(), a.key(), len), (b.path(), b.key(), l));
+                    assert_eq!((a.target(), a.key(), len), (b.target(), b.key(), l));
                 }
                 (_, other) => panic!("the request alone parses differently: {other:?}"),
             }
@@ -63,6 +64,15 @@ fuzz_target!(|data: &[u8]| {
                 let key = std::str::from_utf8(request.key()).expect("base64 is ASCII");
                 assert_eq!(key.len(), 24);
                 let _ = request.origin();
+                let rest = request
+                    .target()
+                    .strip_prefix(request.path())
+                    .expect("path first");
+                match request.query() {
+                    Some(query) => assert!(rest.strip_prefix('?').unwrap().starts_with(query)),
+                    None => assert!(rest.is_empty() || rest.starts_with('#')),
+                }
+                let _ = (request.query_params().count(), request.cookies().count());
                 let _ = request.headers().count();
                 let protocol = request.protocols().next();
                 for config in [

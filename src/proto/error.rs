@@ -6,6 +6,7 @@ use super::close::CloseCode;
 
 /// A violation of RFC 6455 (or of a configured limit) by the peer. Each one fails the
 /// connection with the close code from [`ProtocolError::close_code`].
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
     /// An opcode from the reserved ranges %x3-7 or %xB-F.

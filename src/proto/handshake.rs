@@ -1,6 +1,7 @@
 //! The opening handshake (RFC 6455 section 4): the server reading a client's request and
 //! answering it, and the client side of the same exchange for the load generator and tests.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 
@@ -8,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use super::Status;
+use super::{query, Status};
 
 /// The most request headers the server parses; more is answered with 431.
 pub const MAX_HEADERS: usize = 64;
@@ -31,6 +32,7 @@ pub fn accept_key(key: &[u8]) -> String {
 }
 
 /// Why a request cannot be upgraded, with the HTTP status that says so.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeError {
     /// Not HTTP/1.x at all, or a syntax error: 400.
@@ -123,9 +125,102 @@ impl<'h, 'b> Request<'h, 'b> {
         !self.key.is_empty()
     }
 
-    /// The request target, e.g. `/chat?room=1`.
+    /// The path: the request target up to the first `?` or `#`, not percent-decoded (like
+    /// `getUrl()` in uWebSockets.js; Node's `req.url` is [`target`](Self::target)). A target in
+    /// absolute form (`ws://host/chat`, RFC 9112 section 3.2.2) keeps its scheme and host.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat/lobby?token=abc HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// assert_eq!(req.path(), "/chat/lobby");
+    /// ```
     pub fn path(&self) -> &'b str {
+        self.split_target().0
+    }
+
+    /// The whole request target as it came, query included, e.g. `/chat?room=1`.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat?room=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// assert_eq!(req.target(), "/chat?room=1");
+    /// ```
+    pub fn target(&self) -> &'b str {
         self.path
+    }
+
+    /// The raw query string, after the first `?` and before any `#fragment`, not decoded.
+    ///
+    /// `None` when the target has no `?` (or only one inside the fragment); `Some("")` when it
+    /// ends in `?`.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat?room=1&token=a%20b#top HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// assert_eq!(req.query(), Some("room=1&token=a%20b"));
+    /// ```
+    pub fn query(&self) -> Option<&'b str> {
+        self.split_target().1
+    }
+
+    /// The `name=value` pairs of the query in order, percent-decoded the way `URLSearchParams`
+    /// reads them ([`query::form_pairs`]).
+    ///
+    /// `+` is a space; repeated names all come; a name without `=` has the value `""`; empty
+    /// pieces (`a=1&&b=2`) are skipped. An invalid escape (`%zz`, a `%` at the end) stays as it
+    /// is, and decoded bytes that are not UTF-8 become U+FFFD. Each name and value borrows the
+    /// request unless it needed decoding. Nothing at all when there is no query.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat?room=1&user=Ada+L%21&flag HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// let params: Vec<_> = req.query_params().collect();
+    /// assert_eq!(params, [("room".into(), "1".into()), ("user".into(), "Ada L!".into()), ("flag".into(), "".into())]);
+    /// ```
+    pub fn query_params(&self) -> impl Iterator<Item = (Cow<'b, str>, Cow<'b, str>)> {
+        query::form_pairs(self.query().unwrap_or(""))
+    }
+
+    /// The decoded value of the first query parameter called `name`, compared after decoding
+    /// (`user+id` and `user%20id` are both `"user id"`).
+    ///
+    /// `Some("")` for a name without `=` (`?debug`), `None` when the name is absent. Decoded as
+    /// in [`query_params`](Self::query_params).
+    ///
+    /// ```
+    /// let bytes = b"GET /chat?room=a&room=b&debug HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// assert_eq!(req.query_param("room").as_deref(), Some("a"));
+    /// assert_eq!(req.query_param("debug").as_deref(), Some(""));
+    /// assert_eq!(req.query_param("token"), None);
+    /// ```
+    pub fn query_param(&self, name: &str) -> Option<Cow<'b, str>> {
+        query::form_value(self.query().unwrap_or(""), name)
+    }
+
+    /// The path and the query of the target; a `#fragment` is not part of either (RFC 3986
+    /// section 3.5), though clients should not send one (RFC 9112 section 3.2.1).
+    fn split_target(&self) -> (&'b str, Option<&'b str>) {
+        let before_fragment = self.path.split('#').next().unwrap_or(self.path);
+        match before_fragment.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (before_fragment, None),
+        }
     }
 
     /// All headers in the order they came.
@@ -146,6 +241,55 @@ impl<'h, 'b> Request<'h, 'b> {
     /// The `Origin` header, which browsers send and servers use to refuse cross-site use.
     pub fn origin(&self) -> Option<&'b str> {
         self.header_str("origin")
+    }
+
+    /// The cookies of every `Cookie` header, in order, as `(name, value)`.
+    ///
+    /// A header is `name=value; name2=value2` (RFC 6265 section 5.4). Names and values are
+    /// trimmed of spaces and tabs, a value in double quotes loses them (section 4.1.1), and
+    /// nothing is percent-decoded. Pieces without `=`, with an empty name, or that are not
+    /// UTF-8 are skipped.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat HTTP/1.1\r\nHost: x\r\nCookie: session=abc; theme=\"dark\"\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// let cookies: Vec<_> = req.cookies().collect();
+    /// assert_eq!(cookies, [("session", "abc"), ("theme", "dark")]);
+    /// ```
+    pub fn cookies(&self) -> impl Iterator<Item = (&'b str, &'b str)> + '_ {
+        self.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
+            .flat_map(|h| h.value.split(|&b| b == b';'))
+            .filter_map(|piece| {
+                let (name, value) = std::str::from_utf8(piece).ok()?.split_once('=')?;
+                let name = name.trim_matches([' ', '\t']);
+                let value = value.trim_matches([' ', '\t']);
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                (!name.is_empty()).then_some((name, value))
+            })
+    }
+
+    /// The value of the first cookie called `name` (case-sensitive, as cookie names are), as
+    /// in [`cookies`](Self::cookies); `None` when there is none.
+    ///
+    /// ```
+    /// let bytes = b"GET /chat HTTP/1.1\r\nHost: x\r\nCookie: session=abc\r\n\r\n";
+    /// # use wsloop::proto::{parse_request, Parsed, Status, MAX_HEADERS};
+    /// # let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    /// # let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+    /// # else { panic!() };
+    /// assert_eq!(req.cookie("session"), Some("abc"));
+    /// assert_eq!(req.cookie("Session"), None);
+    /// ```
+    pub fn cookie(&self, name: &str) -> Option<&'b str> {
+        self.cookies().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// The `Sec-WebSocket-Key`; empty for a plain request.
@@ -311,6 +455,36 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, headers: &[(&str, &str)], 
     out.extend_from_slice(body);
 }
 
+/// Writes a complete HTTP/1.1 response that ends the connection, with the application's
+/// `headers` (those that could break the response are left out, as in [`write_accept`];
+/// `Content-Length` and `Connection` are the server's own and are left out too). With
+/// `with_body` false (an answer to `HEAD`), the body's length is sent but not the body.
+pub fn write_http_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    with_body: bool,
+) {
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    for (name, value) in headers {
+        let ours = ["content-length", "connection", "transfer-encoding"]
+            .iter()
+            .any(|own| name.eq_ignore_ascii_case(own));
+        if !ours {
+            write_header(out, name, value);
+        }
+    }
+    let _ = write!(
+        out,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if with_body {
+        out.extend_from_slice(body);
+    }
+}
+
 fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
     if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
         log::warn!("left out response header {name:?}: not a valid HTTP header");
@@ -327,6 +501,14 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -335,9 +517,16 @@ pub fn reason_phrase(status: u16) -> &'static str {
         408 => "Request Timeout",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Unknown",
     }
 }
@@ -483,7 +672,10 @@ mod tests {
             panic!("not accepted");
         };
         assert_eq!(len, GOOD.len());
-        assert_eq!(req.path(), "/chat?x=1");
+        assert_eq!(
+            (req.path(), req.target(), req.query()),
+            ("/chat", "/chat?x=1", Some("x=1"))
+        );
         assert_eq!(req.origin(), Some("http://example.com"));
         assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
         let mut out = Vec::new();
@@ -581,6 +773,119 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Parses a plain GET of `target` with `headers` (each ending in CRLF) and hands it to `check`.
+    fn with_request(target: &str, headers: &str, check: impl FnOnce(&Request<'_, '_>)) {
+        let text = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match parse_request(text.as_bytes(), &mut slots) {
+            Ok(Status::Complete((Parsed::Plain(req), _))) => check(&req),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn path_and_query_split_the_target() {
+        let cases = [
+            ("/chat", "/chat", None),
+            ("/chat?room=1", "/chat", Some("room=1")),
+            ("/chat?", "/chat", Some("")),
+            ("/chat?room=1#top", "/chat", Some("room=1")),
+            ("/chat#top", "/chat", None),
+            ("/chat#top?room=1", "/chat", None),
+            ("/?a=1?b=2", "/", Some("a=1?b=2")),
+            ("/a%20b?c", "/a%20b", Some("c")),
+            ("ws://host/chat?x", "ws://host/chat", Some("x")),
+            ("*", "*", None),
+        ];
+        for (target, path, query) in cases {
+            with_request(target, "", |req| {
+                assert_eq!(
+                    (req.target(), req.path(), req.query()),
+                    (target, path, query)
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn query_params_are_decoded_like_url_search_params() {
+        let target = "/s?q=a+b%20c&&bad=%zz&end=%&raw=%FF&k&k=2&k=3&e=1=2#frag";
+        with_request(target, "", |req| {
+            let params: Vec<(Cow<str>, Cow<str>)> = req.query_params().collect();
+            let expected = [
+                ("q", "a b c"),
+                ("bad", "%zz"),
+                ("end", "%"),
+                ("raw", "\u{FFFD}"),
+                ("k", ""),
+                ("k", "2"),
+                ("k", "3"),
+                ("e", "1=2"),
+            ];
+            assert_eq!(params.len(), expected.len(), "{params:?}");
+            for ((name, value), want) in params.iter().zip(expected) {
+                assert_eq!((name.as_ref(), value.as_ref()), want);
+            }
+            // Only what needed decoding was copied.
+            assert!(matches!(params[0], (Cow::Borrowed(_), Cow::Owned(_))));
+            assert!(matches!(params[1], (Cow::Borrowed(_), Cow::Borrowed(_))));
+
+            assert_eq!(req.query_param("q").as_deref(), Some("a b c"));
+            assert_eq!(req.query_param("k").as_deref(), Some(""), "the first one");
+            assert_eq!(req.query_param("frag"), None);
+            assert_eq!(req.query_param("missing"), None);
+        });
+        with_request("/s?user%20id=7&a%2Bb=8", "", |req| {
+            assert_eq!(req.query_param("user id").as_deref(), Some("7"));
+            assert_eq!(req.query_param("a+b").as_deref(), Some("8"));
+            assert_eq!(req.query_param("user%20id"), None);
+        });
+        with_request("/s", "", |req| {
+            assert_eq!(req.query_params().count(), 0);
+            assert_eq!(req.query_param("q"), None);
+        });
+    }
+
+    #[test]
+    fn cookies_of_every_cookie_header() {
+        let headers = "Cookie: a=1; b=\"two words\" ;  c = 3 ;flag; =anon; t=x=y\r\n\
+                       X-Other: z=9\r\n\
+                       cookie: a=again;d=\"\r\n";
+        with_request("/", headers, |req| {
+            assert_eq!(
+                req.cookies().collect::<Vec<_>>(),
+                [
+                    ("a", "1"),
+                    ("b", "two words"),
+                    ("c", "3"),
+                    ("t", "x=y"),
+                    ("a", "again"),
+                    ("d", "\""),
+                ]
+            );
+            assert_eq!(req.cookie("a"), Some("1"));
+            assert_eq!(req.cookie("b"), Some("two words"));
+            assert_eq!(req.cookie("A"), None, "names are case-sensitive");
+            assert_eq!(req.cookie("flag"), None);
+            assert_eq!(req.cookie("missing"), None);
+        });
+        with_request("/", "", |req| {
+            assert_eq!(req.cookies().count(), 0);
+            assert_eq!(req.cookie("a"), None);
+        });
+    }
+
+    #[test]
+    fn cookie_pieces_that_are_not_utf8_are_skipped() {
+        let bytes = b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=\xff; b=2\r\n\r\n";
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Ok(Status::Complete((Parsed::Plain(req), _))) = parse_request(bytes, &mut headers)
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(req.cookies().collect::<Vec<_>>(), [("b", "2")]);
     }
 
     #[test]

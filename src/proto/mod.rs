@@ -18,6 +18,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod query;
 pub mod receiver;
 pub mod session;
 pub mod utf8;

@@ -27,6 +27,7 @@ pub enum ReadyState {
 }
 
 /// Why a send was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
     /// The connection is not open: a close frame was sent or it never opened.
@@ -35,6 +36,9 @@ pub enum SendError {
     ControlTooLong,
     /// The connection belongs to another event loop whose mailbox is full: nothing was sent.
     MailboxFull,
+    /// A close code that may not be sent (RFC 6455 section 7.4: 1004-1006 and 1015 are
+    /// reserved, codes outside 1000-4999 are not valid): nothing was sent.
+    InvalidCloseCode(u16),
 }
 
 impl std::fmt::Display for SendError {
@@ -43,6 +47,7 @@ impl std::fmt::Display for SendError {
             SendError::NotOpen => "connection is not open",
             SendError::ControlTooLong => "control frame payload over 125 bytes",
             SendError::MailboxFull => "the connection's event loop has too many commands queued",
+            SendError::InvalidCloseCode(_) => "this close code may not be sent (RFC 6455 7.4)",
         })
     }
 }
@@ -231,7 +236,9 @@ impl Session {
         }
     }
 
-    fn check_sendable(&self, opcode: OpCode, len: usize) -> Result<(), SendError> {
+    /// Whether a frame with `opcode` and a payload of `len` bytes may be sent now; callers
+    /// check before work that cannot be undone, such as compressing with a kept context.
+    pub fn check_sendable(&self, opcode: OpCode, len: usize) -> Result<(), SendError> {
         if self.close_sent {
             return Err(SendError::NotOpen);
         }
@@ -250,6 +257,9 @@ impl Session {
     ) -> Result<(), SendError> {
         if self.close_sent {
             return Err(SendError::NotOpen);
+        }
+        if !code.is_sendable() {
+            return Err(SendError::InvalidCloseCode(code.0));
         }
         self.close_sent = true;
         encode_close(out, Some(code), reason, self.mask());

@@ -65,6 +65,7 @@ impl<H: Handler + Send + 'static> Cluster<H> {
                 format!("a server runs 1 to {MAX_LOOPS} loops, not {threads}"),
             ));
         }
+        config.validate().map_err(super::invalid_config)?;
         let reuse_port = config.accept == Accept::ReusePort;
         let first = listen::bind(config.listen, config.backlog, reuse_port)?;
         let local_addr = first.local_addr()?;

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use mio::net::TcpStream;
 
+use super::context::Context;
 use super::outbound::SharedFrame;
 use super::token::ConnId;
 use crate::proto::{CloseCode, OpCode};
 
+/// Work another thread hands to a loop, with the loop's [`Context`].
+pub(crate) type Job = Box<dyn FnOnce(&mut Context<'_>) + Send>;
+
 /// A mailbox entry. Published frames travel by reference: every loop and every subscriber
 /// shares the one encoded frame.
-#[derive(Debug)]
 pub(crate) enum Command {
     /// A frame published to `topic`, for this loop's subscribers.
     Deliver {
@@ -31,6 +34,31 @@ pub(crate) enum Command {
         code: CloseCode,
         reason: Box<str>,
     },
+    /// Drop one of this loop's connections without a closing handshake.
+    Terminate { id: ConnId },
     /// A connection the accepting loop handed over; it is already counted for this loop.
     Adopt { stream: TcpStream, addr: SocketAddr },
+    /// Run a closure on this loop.
+    Run(Job),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Deliver { topic, frame, .. } => {
+                write!(f, "Deliver({topic:?}, {} B)", frame.len())
+            }
+            Command::Send {
+                id,
+                opcode,
+                payload,
+            } => {
+                write!(f, "Send({id}, {opcode:?}, {} B)", payload.len())
+            }
+            Command::Close { id, code, .. } => write!(f, "Close({id}, {code})"),
+            Command::Terminate { id } => write!(f, "Terminate({id})"),
+            Command::Adopt { addr, .. } => write!(f, "Adopt({addr})"),
+            Command::Run(_) => f.write_str("Run"),
+        }
+    }
 }

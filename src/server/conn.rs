@@ -58,6 +58,8 @@ pub(crate) struct Conn {
     pub(crate) write_shut: bool,
     /// The peer closed its side.
     pub(crate) peer_eof: bool,
+    /// The application terminated it; it is dropped at the end of the turn.
+    pub(crate) terminated: bool,
 }
 
 /// The connection `id` names, unless it has gone (and its slot perhaps been reused): the
@@ -92,6 +94,7 @@ impl Conn {
             ping_sent: false,
             write_shut: false,
             peer_eof: false,
+            terminated: false,
         }
     }
 

@@ -68,6 +68,25 @@ impl<'a> Context<'a> {
         self.core.close(id, code, reason)
     }
 
+    /// Drops the connection now, without a closing handshake (`ws`'s `terminate()`, for a
+    /// peer that misbehaves or does not answer): no more events but `on_close` with 1006 at
+    /// the end of this loop turn, and what was queued for it is discarded. A connection of
+    /// another loop is terminated by that loop. Returns false if it was already gone.
+    pub fn terminate(&mut self, id: ConnId) -> bool {
+        self.core.terminate(id)
+    }
+
+    /// The open connections of this loop (`ws`'s `wss.clients`), in no promised order.
+    /// Collect them before sending to them:
+    /// `let ids: Vec<ConnId> = ctx.connections().collect();`
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.core
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.ready_state() == ReadyState::Open)
+            .map(|(index, conn)| self.core.id(index, conn.generation))
+    }
+
     /// The browser's `readyState`; `Closed` for a connection that is gone.
     pub fn ready_state(&self, id: ConnId) -> ReadyState {
         self.core

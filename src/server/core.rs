@@ -30,6 +30,7 @@ const DIRECT_WRITE_MIN: usize = 16 << 10;
 const COMPRESSED_CAPACITY_MAX: usize = 1 << 20;
 
 /// What a publish did: subscriber by subscriber on this loop, loop by loop for the others.
+#[non_exhaustive]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     /// Subscribers on this loop the frame was queued for.
@@ -47,7 +48,10 @@ pub struct Published {
     pub loops_full: usize,
 }
 
-/// How a send went; see [`Context::send`](super::Context::send).
+/// How a send went; see [`Context::send`](super::Context::send). Only `Sent` and
+/// `Forwarded` mean the message is on its way; `Dropped` means it is lost.
+#[must_use = "a send can be refused (Dropped) or pass the backpressure limit"]
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendStatus {
     /// Written to the kernel or queued below the backpressure limit.
@@ -80,6 +84,8 @@ pub(crate) struct Core {
     pub(crate) failed: Vec<(ConnId, Error)>,
     /// Connections whose queue drained after passing the limit, owed `on_drain`.
     pub(crate) drained: Vec<ConnId>,
+    /// Connections the application terminated, to drop at the end of the turn.
+    pub(crate) terminated: Vec<ConnId>,
     pub(crate) now: Millis,
     next_generation: u32,
     pub(crate) topics: Topics,
@@ -114,6 +120,7 @@ impl Core {
             ready: VecDeque::new(),
             failed: Vec::new(),
             drained: Vec::new(),
+            terminated: Vec::new(),
             now: 0,
             next_generation: 0,
             topics: Topics::default(),
@@ -244,6 +251,13 @@ impl Core {
         let Stage::Open(session) = &mut conn.stage else {
             return Err(SendError::NotOpen);
         };
+        // Every check comes before compressing: with a compression context kept across
+        // messages, a message that went through the compressor and then was not sent would
+        // leave the client's inflater out of step with every later message (RFC 7692 7.2.3).
+        session.check_sendable(opcode, payload.len())?;
+        if conn.out.len() > max_buffered {
+            return Ok(SendStatus::Dropped);
+        }
         // "An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames"
         // (RFC 7692 section 6.1); small messages are not worth compressing.
         let deflate = conn
@@ -260,9 +274,6 @@ impl Core {
             None => payload,
         };
         let (header, header_len) = session.header(opcode, payload.len(), compressed)?;
-        if conn.out.len() > max_buffered {
-            return Ok(SendStatus::Dropped);
-        }
         if conn.out.is_empty() && payload.len() >= DIRECT_WRITE_MIN {
             if let Err(err) = conn.out.write_direct(
                 &mut conn.socket,
@@ -496,6 +507,27 @@ impl Core {
         self.set_deadline(id, at);
         self.mark_dirty(id);
         Ok(())
+    }
+
+    /// Drops the connection without a closing handshake, like `ws`'s `terminate()`: nothing
+    /// more is read, what is queued is discarded, and the socket closes at the end of this
+    /// turn (`on_close` then reports 1006). Returns false if it was already gone.
+    pub(crate) fn terminate(&mut self, id: ConnId) -> bool {
+        if self.is_foreign(id) {
+            return self.forward(id, Command::Terminate { id }).is_ok();
+        }
+        let Some((conn, pool)) = self.conn_and_pool(id) else {
+            return false;
+        };
+        if matches!(conn.stage, Stage::Finishing) && conn.terminated {
+            return false;
+        }
+        conn.terminated = true;
+        conn.stage = Stage::Finishing;
+        conn.deflate = None;
+        conn.out.release(pool);
+        self.terminated.push(id);
+        true
     }
 
     /// Moves the connection to its last stage: flush what is queued, shut the write side,

@@ -7,7 +7,7 @@ use super::core::Core;
 use super::token::ConnId;
 use crate::handler::{Error, Handler, Message, Upgrade};
 use crate::proto::deflate::{negotiate, PerMessageDeflate};
-use crate::proto::handshake::{write_accept, write_response};
+use crate::proto::handshake::{write_accept, write_http_response, write_response};
 use crate::proto::{
     parse_request, CloseCode, Event, Parsed, ProtocolError, Role, Session, SessionEvent, Status,
     MAX_HEADERS,
@@ -63,17 +63,27 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
     let request = match parsed {
         Parsed::Upgrade(request) => request,
         Parsed::Plain(request) => {
-            if request.path() == "/healthz" {
-                respond(core, id, 200, &[], b"ok\n");
-            } else {
-                respond(
-                    core,
-                    id,
-                    426,
-                    &[("Upgrade", "websocket")],
-                    b"this is a WebSocket endpoint\n",
+            let response = handler.on_request(&request);
+            let mut out = Vec::new();
+            if (200..=599).contains(&response.status) {
+                // RFC 9110 section 9.3.2: HEAD is answered like GET, without the content.
+                let with_body = request.method() != "HEAD";
+                write_http_response(
+                    &mut out,
+                    response.status,
+                    &response.headers,
+                    &response.body,
+                    with_body,
                 );
+            } else {
+                log::error!(
+                    "{id}: on_request answered status {}, which is not a final status \
+                     (200-599): answering 500",
+                    response.status
+                );
+                write_response(&mut out, 500, &[], b"internal server error\n");
             }
+            respond_raw(core, id, &out);
             return;
         }
     };
@@ -83,11 +93,39 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
             headers,
             topics,
         } => (protocol, headers, topics),
-        Upgrade::Reject { status, body } => {
-            respond(core, id, status, &[], body.as_bytes());
+        Upgrade::Reject {
+            status,
+            headers,
+            body,
+        } if (400..=599).contains(&status) => {
+            let mut out = Vec::new();
+            let mut headers = headers;
+            headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+            write_http_response(&mut out, status, &headers, body.as_bytes(), true);
+            respond_raw(core, id, &out);
+            return;
+        }
+        Upgrade::Reject { status, .. } => {
+            log::error!(
+                "{id}: on_upgrade rejected with status {status}, which is not an error status \
+                 (400-599): answering 500"
+            );
+            respond(core, id, 500, &[], b"internal server error\n");
             return;
         }
     };
+    // RFC 6455 section 4.2.2: the subprotocol answered must be "one of the values provided
+    // by the client" in Sec-WebSocket-Protocol.
+    if let Some(chosen) = &protocol {
+        if !request.protocols().any(|offered| offered == chosen) {
+            log::error!(
+                "{id}: on_upgrade chose subprotocol {chosen:?}, which the client did not offer: \
+                 answering 500"
+            );
+            respond(core, id, 500, &[], b"internal server error\n");
+            return;
+        }
+    }
     let (max_message_size, auto_pong) = (core.config.max_message_size, core.config.auto_pong);
     // RFC 7692 section 5: accept the first offer the server supports, or none.
     let deflate = core.config.deflate.as_ref().and_then(|config| {

@@ -102,6 +102,7 @@ pub struct Server<H: Handler> {
 impl<H: Handler> Server<H> {
     /// Binds the listening socket of `config.listen`.
     pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
+        config.validate().map_err(invalid_config)?;
         let poll = Poll::new()?;
         let listener = listen::bind(config.listen, config.backlog, false)?;
         let (hub, inboxes) = Hub::new(
@@ -239,9 +240,15 @@ impl<H: Handler> Server<H> {
     }
 
     /// How long the next poll may wait: not past the next deadline, and not at all when
-    /// connections still have input to read.
+    /// connections still have input to read or the handler is owed events (a queue that
+    /// drained during the last flush of a turn owes `on_drain` with no socket event to come).
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.core.ready.is_empty() || self.accept_pending || self.commands_pending {
+        let core = &self.core;
+        let owed = !core.drained.is_empty()
+            || !core.failed.is_empty()
+            || !core.terminated.is_empty()
+            || !core.publish_dropped.is_empty();
+        if !core.ready.is_empty() || self.accept_pending || self.commands_pending || owed {
             return Some(Duration::ZERO);
         }
         let now = self.started.elapsed().as_millis() as Millis;
@@ -281,6 +288,10 @@ impl<H: Handler> Server<H> {
                 Command::Close { id, code, reason } => {
                     let _ = self.core.close(id, code, &reason);
                 }
+                Command::Terminate { id } => {
+                    self.core.terminate(id);
+                }
+                Command::Run(job) => job(&mut Context::new(&mut self.core)),
                 Command::Adopt { stream, addr } if self.shutdown_deadline.is_none() => {
                     self.admit(stream, addr);
                 }
@@ -503,6 +514,9 @@ impl<H: Handler> Server<H> {
     /// Drops connections whose socket failed during a send, and tells the handler about
     /// queues that drained.
     fn settle_failures(&mut self) {
+        while let Some(id) = self.core.terminated.pop() {
+            self.drop_conn(id, None);
+        }
         while let Some((id, err)) = self.core.failed.pop() {
             self.drop_conn(id, Some(err));
         }
@@ -625,6 +639,11 @@ const _: () = {
     fn send<T: Send>() {}
     let _ = send::<Server<crate::Echo>>;
 };
+
+/// A config that [`Config::validate`] refused, as the error `bind` returns.
+fn invalid_config(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, reason)
+}
 
 /// EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once would fail again.
 fn is_out_of_descriptors(err: &io::Error) -> bool {

@@ -11,12 +11,15 @@ use crate::handler::OwnedMessage;
 use crate::proto::{CloseCode, OpCode};
 
 /// Why a [`Remote`] call was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteError {
     /// The loop's mailbox is full; try again later.
     Full,
     /// The server has stopped.
     Stopped,
+    /// A ping payload over 125 bytes (RFC 6455 section 5.5).
+    TooLong,
 }
 
 impl fmt::Display for RemoteError {
@@ -24,6 +27,7 @@ impl fmt::Display for RemoteError {
         f.write_str(match self {
             RemoteError::Full => "the loop's mailbox is full",
             RemoteError::Stopped => "the server has stopped",
+            RemoteError::TooLong => "a ping payload is at most 125 bytes",
         })
     }
 }
@@ -94,7 +98,7 @@ impl Remote {
             OwnedMessage::Binary(bytes) => (OpCode::Binary, bytes),
         };
         self.submit(
-            id,
+            id.loop_index(),
             Command::Send {
                 id,
                 opcode,
@@ -106,13 +110,62 @@ impl Remote {
     /// Starts the closing handshake on connection `id` with `code` and `reason`.
     pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), RemoteError> {
         self.submit(
-            id,
+            id.loop_index(),
             Command::Close {
                 id,
                 code,
                 reason: reason.into(),
             },
         )
+    }
+
+    /// Sends a ping to connection `id`; its pong comes to the handler's `on_pong`.
+    pub fn ping(&self, id: ConnId, payload: &[u8]) -> Result<(), RemoteError> {
+        if payload.len() > crate::proto::MAX_CONTROL_PAYLOAD {
+            return Err(RemoteError::TooLong);
+        }
+        self.submit(
+            id.loop_index(),
+            Command::Send {
+                id,
+                opcode: OpCode::Ping,
+                payload: payload.into(),
+            },
+        )
+    }
+
+    /// Drops connection `id` without a closing handshake, as
+    /// [`Context::terminate`](super::Context::terminate) does.
+    pub fn terminate(&self, id: ConnId) -> Result<(), RemoteError> {
+        self.submit(id.loop_index(), Command::Terminate { id })
+    }
+
+    /// Runs `job` on loop `loop_index` (see [`ConnId::loop_index`]) with that loop's
+    /// [`Context`](super::Context): anything a handler can do there, from another thread.
+    ///
+    /// ```no_run
+    /// let server = wsloop::Server::bind(wsloop::Config::default(), wsloop::Echo)?;
+    /// let remote = server.remote();
+    /// std::thread::spawn(move || {
+    ///     let _ = remote.run(0, |ctx| {
+    ///         let open: Vec<_> = ctx.connections().collect();
+    ///         for id in open {
+    ///             let _ = ctx.send_text(id, "maintenance in 5 minutes");
+    ///         }
+    ///     });
+    /// });
+    /// server.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run(
+        &self,
+        loop_index: usize,
+        job: impl FnOnce(&mut super::Context<'_>) + Send + 'static,
+    ) -> Result<(), RemoteError> {
+        if loop_index >= self.hub.loops() {
+            return Err(RemoteError::Stopped);
+        }
+        self.submit(loop_index, Command::Run(Box::new(job)))
     }
 
     /// How many event loops the server runs.
@@ -130,8 +183,7 @@ impl Remote {
         self.hub.dropped_deliveries()
     }
 
-    fn submit(&self, id: ConnId, command: Command) -> Result<(), RemoteError> {
-        let index = id.loop_index();
+    fn submit(&self, index: usize, command: Command) -> Result<(), RemoteError> {
         if index >= self.hub.loops() {
             // No such loop: an id from another server; like a closed connection, ignored.
             return Ok(());

@@ -748,6 +748,7 @@ impl Handler for Recorder {
             Error::Protocol(_) => "protocol",
             Error::Io(_) => "io",
             Error::Timeout => "timeout",
+            _ => "other",
         };
         self.push(Ev::Error(id, kind));
     }
