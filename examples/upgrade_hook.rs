@@ -12,6 +12,8 @@ use wsloop::{CloseCode, Config, ConnId, Context, Handler, Message, Request, Serv
 struct CheckedEcho;
 
 impl Handler for CheckedEcho {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         if req.path() != "/echo" {
             return Upgrade::reject(404, "try /echo");

@@ -53,8 +53,8 @@ impl std::error::Error for Error {}
 ///
 /// ```
 /// use wsloop::Upgrade;
-/// let accept = Upgrade::accept().protocol("chat.v2").header("X-Server", "wsloop");
-/// let reject = Upgrade::reject(401, "log in first").header("WWW-Authenticate", "Bearer");
+/// let accept: Upgrade = Upgrade::accept().protocol("chat.v2").header("X-Server", "wsloop");
+/// let reject: Upgrade = Upgrade::reject(401, "log in first").header("WWW-Authenticate", "Bearer");
 /// # let _ = (accept, reject);
 /// ```
 ///
@@ -63,7 +63,7 @@ impl std::error::Error for Error {}
 /// gets `500 Internal Server Error` and the server logs the reason.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upgrade {
+pub enum Upgrade<D = ()> {
     /// Open the connection.
     #[non_exhaustive]
     Accept {
@@ -73,6 +73,8 @@ pub enum Upgrade {
         headers: Vec<(String, String)>,
         /// Topics to subscribe the connection to as it opens.
         topics: Vec<String>,
+        /// The connection's [`Handler::Data`], from [`Upgrade::data`].
+        data: Option<D>,
     },
     /// Answer with an HTTP error and close.
     #[non_exhaustive]
@@ -84,18 +86,29 @@ pub enum Upgrade {
     },
 }
 
-impl Upgrade {
-    /// Accept with no subprotocol and no extra headers.
-    pub fn accept() -> Upgrade {
+impl<D> Upgrade<D> {
+    /// Accept with no subprotocol, no extra headers and no data.
+    pub fn accept() -> Upgrade<D> {
         Upgrade::Accept {
             protocol: None,
             headers: Vec::new(),
             topics: Vec::new(),
+            data: None,
         }
     }
 
+    /// Gives an accepted connection its [`Handler::Data`]: what the upgrade request said
+    /// (the user, the room, the claims of a token), kept with the connection and lent to
+    /// every event through [`Context::data`] until the connection ends.
+    pub fn data(mut self, value: D) -> Upgrade<D> {
+        if let Upgrade::Accept { data, .. } = &mut self {
+            *data = Some(value);
+        }
+        self
+    }
+
     /// Refuse with an HTTP `status` (400-599, e.g. 401, 403, 404) and a short text body.
-    pub fn reject(status: u16, body: &str) -> Upgrade {
+    pub fn reject(status: u16, body: &str) -> Upgrade<D> {
         Upgrade::Reject {
             status,
             headers: Vec::new(),
@@ -105,7 +118,7 @@ impl Upgrade {
 
     /// Chooses the subprotocol answered in `Sec-WebSocket-Protocol`. It must be one the
     /// client offered ([`Request::protocols`]).
-    pub fn protocol(mut self, chosen: &str) -> Upgrade {
+    pub fn protocol(mut self, chosen: &str) -> Upgrade<D> {
         if let Upgrade::Accept { protocol, .. } = &mut self {
             *protocol = Some(chosen.to_owned());
         }
@@ -113,7 +126,7 @@ impl Upgrade {
     }
 
     /// Subscribes the connection to `topic` as it opens (see [`Context::publish`]).
-    pub fn subscribe(mut self, topic: &str) -> Upgrade {
+    pub fn subscribe(mut self, topic: &str) -> Upgrade<D> {
         if let Upgrade::Accept { topics, .. } = &mut self {
             topics.push(topic.to_owned());
         }
@@ -123,7 +136,7 @@ impl Upgrade {
     /// Adds a response header, to the 101 of an accepted upgrade or to the answer of a
     /// rejected one. Names that are not HTTP tokens and values with CR, LF or NUL are left
     /// out (and logged), so a header cannot split the response.
-    pub fn header(mut self, name: &str, value: &str) -> Upgrade {
+    pub fn header(mut self, name: &str, value: &str) -> Upgrade<D> {
         match &mut self {
             Upgrade::Accept { headers, .. } | Upgrade::Reject { headers, .. } => {
                 headers.push((name.to_owned(), value.to_owned()));
@@ -205,17 +218,26 @@ impl Response {
 ///
 /// struct Shout;
 ///
+/// /// Who is connected, from the upgrade request.
+/// struct Caller {
+///     name: String,
+/// }
+///
 /// impl Handler for Shout {
-///     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
-///         match req.path() {
-///             "/shout" => Upgrade::accept(),
-///             _ => Upgrade::reject(404, "try /shout"),
+///     type Data = Caller;
+///
+///     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade<Caller> {
+///         match (req.path(), req.query_param("name")) {
+///             ("/shout", Some(name)) => Upgrade::accept().data(Caller { name: name.into_owned() }),
+///             ("/shout", None) => Upgrade::reject(400, "add ?name=YOU"),
+///             _ => Upgrade::reject(404, "try /shout?name=YOU"),
 ///         }
 ///     }
 ///
-///     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
-///         if let Message::Text(text) = msg {
-///             let _ = ctx.send_text(id, &text.to_uppercase());
+///     fn on_message(&mut self, ctx: &mut Context<'_, Caller>, id: ConnId, msg: Message<'_>) {
+///         if let (Message::Text(text), Some(caller)) = (msg, ctx.data(id)) {
+///             let line = format!("{}: {}", caller.name, text.to_uppercase());
+///             let _ = ctx.send_text(id, &line);
 ///         }
 ///     }
 /// }
@@ -224,9 +246,16 @@ impl Response {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Handler {
+    /// What the application keeps per connection (`()` when nothing): set by
+    /// [`Upgrade::data`] when `on_upgrade` accepts, read and changed in every event through
+    /// [`Context::data`] / [`Context::data_mut`], and dropped when the connection leaves the
+    /// server (after `on_close`). No `HashMap<ConnId, _>` in the application. `Send`, so
+    /// a server can be moved to the thread that runs it.
+    type Data: Send;
+
     /// Checks an upgrade request (path, headers, `Origin`), picks a subprotocol, adds headers
     /// or rejects it, like `ws`'s `verifyClient` and `handleProtocols`.
-    fn on_upgrade(&mut self, _req: &Request<'_, '_>) -> Upgrade {
+    fn on_upgrade(&mut self, _req: &Request<'_, '_>) -> Upgrade<Self::Data> {
         Upgrade::accept()
     }
 
@@ -237,22 +266,23 @@ pub trait Handler {
         Response::text(426, "this is a WebSocket endpoint\n").header("Upgrade", "websocket")
     }
 
-    /// The connection is open: the 101 response is queued and sends are accepted.
-    fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+    /// The connection is open: the 101 response is queued and sends are accepted. What
+    /// `on_upgrade` learned from the request is in [`Context::data`] if it put it there.
+    fn on_open(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId) {}
 
     /// A complete text or binary message. Messages the peer sent before it saw the server's
     /// close frame are still delivered (`ready_state` is then `Closing`); replies to them are
     /// refused, as nothing may follow a close frame.
-    fn on_message(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _msg: Message<'_>) {}
+    fn on_message(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId, _msg: Message<'_>) {}
 
     /// A ping; with `auto_pong` on (the default) the pong has already been queued.
-    fn on_ping(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _payload: &[u8]) {}
+    fn on_ping(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId, _payload: &[u8]) {}
 
     /// A pong, solicited or not.
-    fn on_pong(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _payload: &[u8]) {}
+    fn on_pong(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId, _payload: &[u8]) {}
 
     /// The send queue, which had passed the backpressure limit, is empty again.
-    fn on_drain(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {}
+    fn on_drain(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId) {}
 
     /// The connection is closed for the application, exactly once per opened connection:
     /// no more events follow and sends are refused. It comes at the first of these: the
@@ -262,14 +292,27 @@ pub trait Handler {
     /// or the connection ends without a close frame (`1006`: the peer vanished, a timeout, a
     /// protocol error the server answered, or [`Context::terminate`]). After the server's
     /// own [`Context::close`] it comes when the peer answers, or with `1006` when it does not.
-    fn on_close(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _code: CloseCode, _reason: &str) {}
+    fn on_close(
+        &mut self,
+        _ctx: &mut Context<'_, Self::Data>,
+        _id: ConnId,
+        _code: CloseCode,
+        _reason: &str,
+    ) {
+    }
 
     /// Something went wrong; `on_close` follows.
-    fn on_error(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _err: &Error) {}
+    fn on_error(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId, _err: &Error) {}
 
     /// A message published to `topic` was not queued for subscriber `id`: its buffered
     /// amount was over the backpressure limit and the slow-subscriber policy is to drop.
-    fn on_publish_dropped(&mut self, _ctx: &mut Context<'_>, _id: ConnId, _topic: &str) {}
+    fn on_publish_dropped(
+        &mut self,
+        _ctx: &mut Context<'_, Self::Data>,
+        _id: ConnId,
+        _topic: &str,
+    ) {
+    }
 }
 
 /// A message that owns its payload, for sending from another thread.
@@ -312,6 +355,8 @@ impl From<Vec<u8>> for OwnedMessage {
 pub struct Echo;
 
 impl Handler for Echo {
+    type Data = ();
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
         // Backpressure needs no handling here: past the limit the server stops reading this
         // connection until the replies drain.

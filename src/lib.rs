@@ -12,6 +12,8 @@
 //! struct Echo;
 //!
 //! impl Handler for Echo {
+//!     type Data = (); // nothing kept per connection
+//!
 //!     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
 //!         let _ = ctx.send(id, msg);
 //!     }
@@ -21,7 +23,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-// Connection ids pack a 32-bit slab index and a 32-bit generation into a poll token.
+// Connection ids pack a generation, a loop index and a slab index into a 64-bit poll token.
 const _: () = assert!(usize::BITS >= 64, "wsloop needs a 64-bit target");
 
 mod config;

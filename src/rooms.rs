@@ -16,6 +16,8 @@ pub const ROOM_PREFIX: &str = "/chat/";
 pub struct EchoRooms;
 
 impl Handler for EchoRooms {
+    type Data = ();
+
     /// `GET /healthz` answers `200 ok` for load balancers and probes; other plain requests
     /// get the default `426 Upgrade Required`.
     fn on_request(&mut self, req: &Request<'_, '_>) -> Response {

@@ -116,6 +116,8 @@ impl Seen {
 struct Guard(Arc<Seen>);
 
 impl Handler for Guard {
+    type Data = ();
+
     fn on_open(&mut self, _ctx: &mut Context<'_>, _id: ConnId) {
         self.0.opens.fetch_add(1, Ordering::SeqCst);
     }

@@ -62,6 +62,8 @@ impl Commands {
 }
 
 impl Handler for Commands {
+    type Data = ();
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
         let Message::Text(text) = msg else { return };
         match text.split_once(' ').unwrap_or((text, "")) {
@@ -278,4 +280,109 @@ fn a_dropped_message_does_not_reach_a_kept_compression_context() {
         FLOOD - dropped,
         "every message not dropped arrived"
     );
+}
+
+/// Counts the `Member`s dropped, to see that a connection's data goes with it.
+struct DropCount(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What a chat connection carries from its upgrade request.
+struct Member {
+    name: String,
+    messages: usize,
+    _count: DropCount,
+}
+
+/// Refuses connections without `?name=`, tags each message with the sender's name and
+/// number, and records whether `on_close` still sees the data.
+struct Named {
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+    closed_with_data: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Named {
+    type Data = Member;
+
+    fn on_upgrade(&mut self, req: &wsloop::Request<'_, '_>) -> wsloop::Upgrade<Member> {
+        match req.query_param("name") {
+            Some(name) => wsloop::Upgrade::accept().data(Member {
+                name: name.into_owned(),
+                messages: 0,
+                _count: DropCount(self.dropped.clone()),
+            }),
+            None => wsloop::Upgrade::reject(400, "add ?name=YOU"),
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Context<'_, Member>, id: ConnId) {
+        let welcome = format!("welcome {}", ctx.data(id).expect("set at upgrade").name);
+        let _ = ctx.send_text(id, &welcome);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Member>, id: ConnId, msg: Message<'_>) {
+        let Some(member) = ctx.data_mut(id) else {
+            return;
+        };
+        member.messages += 1;
+        let line = format!(
+            "{} #{}: {}",
+            member.name,
+            member.messages,
+            String::from_utf8_lossy(msg.as_bytes())
+        );
+        let _ = ctx.send_text(id, &line);
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_, Member>, id: ConnId, _: CloseCode, _: &str) {
+        if let Some(member) = ctx.data(id) {
+            self.closed_with_data
+                .lock()
+                .unwrap()
+                .push(member.name.clone());
+        }
+    }
+}
+
+#[test]
+fn per_connection_data_travels_from_upgrade_to_close_and_is_dropped_after() {
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closed_with_data = Arc::new(Mutex::new(Vec::new()));
+    let handler = Named {
+        dropped: dropped.clone(),
+        closed_with_data: closed_with_data.clone(),
+    };
+    let (addr, handle, join) = start(config(), handler);
+    let mut anonymous = Raw::connect(addr);
+    anonymous.write(&upgrade_request("/chat", &[]));
+    assert_eq!(anonymous.read_response().status, 400);
+    let mut ada = Raw::connect(addr);
+    ada.handshake(&upgrade_request("/chat?name=Ada%20L", &[]));
+    let mut bob = Raw::connect(addr);
+    bob.handshake(&upgrade_request("/chat?name=bob", &[]));
+    assert_eq!(ada.read_message().1, b"welcome Ada L");
+    assert_eq!(bob.read_message().1, b"welcome bob");
+    ada.send(OP_TEXT, b"hi");
+    bob.send(OP_TEXT, b"yo");
+    ada.send(OP_TEXT, b"again");
+    assert_eq!(ada.read_message().1, b"Ada L #1: hi");
+    assert_eq!(bob.read_message().1, b"bob #1: yo");
+    assert_eq!(ada.read_message().1, b"Ada L #2: again");
+    ada.close_normally();
+    wait_until(IO_TIMEOUT, "Ada's data to be dropped", || {
+        dropped.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    assert_eq!(*closed_with_data.lock().unwrap(), ["Ada L"]);
+    // A new connection in the freed slot starts with its own data, not Ada's.
+    let mut cy = Raw::connect(addr);
+    cy.handshake(&upgrade_request("/chat?name=cy", &[]));
+    assert_eq!(cy.read_message().1, b"welcome cy");
+    cy.send(OP_TEXT, b"first");
+    assert_eq!(cy.read_message().1, b"cy #1: first");
+    stop(handle, join);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

@@ -55,6 +55,8 @@ impl Probe {
 }
 
 impl Handler for Probe {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         match req.path().strip_prefix("/chat/") {
             Some(room) => Upgrade::accept().subscribe(room),
@@ -99,7 +101,14 @@ impl Handler for Probe {
                 }
             }
             ["send", to, body] => {
-                let status = ctx.send_text(self.find(to), body).unwrap();
+                let to = self.find(to);
+                if to.loop_index() != ctx.loop_index() {
+                    // State reads see only this loop's connections, whatever the slot.
+                    assert_eq!(ctx.ready_state(to), wsloop::ReadyState::Closed);
+                    assert_eq!(ctx.buffered_amount(to), 0);
+                    assert!(!ctx.subscribe(to, "elsewhere"));
+                }
+                let status = ctx.send_text(to, body).unwrap();
                 self.shared.forwarded.lock().unwrap().push(status);
             }
             ["close", to] => {
@@ -482,6 +491,8 @@ fn panicking_child() {
     }
     struct Panics;
     impl Handler for Panics {
+        type Data = ();
+
         fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
             if msg == Message::Text("panic") {
                 panic!("the handler gave up");

@@ -251,6 +251,8 @@ struct Hook {
 }
 
 impl Handler for Hook {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         self.seen
             .lock()

@@ -10,6 +10,8 @@ use wsloop::{ConnId, Context, Echo, Handler, Message, Request, Response, Upgrade
 struct App;
 
 impl Handler for App {
+    type Data = ();
+
     fn on_request(&mut self, req: &Request<'_, '_>) -> Response {
         match (req.method(), req.path()) {
             ("GET" | "HEAD", "/api/stats") => {

@@ -326,6 +326,8 @@ fn unanswered_handler_close_ends_after_close_timeout_with_one_on_close() {
 struct Greeter;
 
 impl wsloop::Handler for Greeter {
+    type Data = ();
+
     fn on_open(&mut self, ctx: &mut wsloop::Context<'_>, id: wsloop::ConnId) {
         assert_eq!(ctx.ready_state(id), ReadyState::Open);
         assert_eq!(ctx.send_text(id, "welcome"), Ok(SendStatus::Sent));

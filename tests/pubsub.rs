@@ -86,6 +86,8 @@ struct Room {
 }
 
 impl Handler for Room {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &wsloop::Request<'_, '_>) -> Upgrade {
         Upgrade::accept().subscribe(req.path().trim_start_matches("/room/"))
     }

@@ -27,6 +27,8 @@ struct TokenGate {
 }
 
 impl Handler for TokenGate {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         let owned = |(a, b): (&str, &str)| (a.to_owned(), b.to_owned());
         self.seen.lock().unwrap().push(Seen {

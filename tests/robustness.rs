@@ -199,6 +199,8 @@ struct Tracking {
 }
 
 impl Handler for Tracking {
+    type Data = ();
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
         let status = ctx.send(id, msg).expect("send on an open connection");
         self.max_buffered

@@ -413,6 +413,8 @@ struct Fanout {
 }
 
 impl Handler for Fanout {
+    type Data = ();
+
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         match req.path() {
             "/room" => Upgrade::accept(),
@@ -565,6 +567,8 @@ fn run_wrong_room(server: &TestServer) -> Run {
 struct Corrupt;
 
 impl Handler for Corrupt {
+    type Data = ();
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
         let mut bytes = msg.as_bytes().to_vec();
         let middle = bytes.len() / 2;
@@ -595,6 +599,8 @@ fn corrupted_echoes_are_caught() {
 struct Hangup;
 
 impl Handler for Hangup {
+    type Data = ();
+
     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, _msg: Message<'_>) {
         let _ = ctx.close(id, CloseCode(4000), "go away");
     }

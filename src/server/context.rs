@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::app::ConnData;
 use super::core::{Core, Published, SendStatus};
 use super::token::ConnId;
 use crate::handler::Message;
@@ -21,13 +22,29 @@ use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
 /// `buffered_amount`, `peer_addr`, `topics`, `subscribe`) sees only this loop's
 /// connections: for another loop's id it answers as for a closed connection. Events about a
 /// connection always come to the handler of the loop that holds it.
-pub struct Context<'a> {
+pub struct Context<'a, D = ()> {
     core: &'a mut Core,
+    data: &'a mut ConnData<D>,
 }
 
-impl<'a> Context<'a> {
-    pub(crate) fn new(core: &'a mut Core) -> Context<'a> {
-        Context { core }
+impl<'a, D> Context<'a, D> {
+    pub(crate) fn new(core: &'a mut Core, data: &'a mut ConnData<D>) -> Context<'a, D> {
+        Context { core, data }
+    }
+
+    /// The connection's [`Handler::Data`](crate::Handler::Data), as
+    /// [`Upgrade::data`](crate::Upgrade::data) set it; `None` if it set none, or for a
+    /// connection that is gone or belongs to another loop. Copy out what you need before
+    /// sending: `let room = ctx.data(id)?.room.clone();`
+    pub fn data(&self, id: ConnId) -> Option<&D> {
+        self.core.get(id)?;
+        self.data.get(id.index())
+    }
+
+    /// The connection's data, to change it.
+    pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
+        self.core.get(id)?;
+        self.data.get_mut(id.index())
     }
 
     /// Sends a text or binary message.

@@ -181,19 +181,29 @@ impl Core {
         self.next_generation
     }
 
-    /// The connection `id` names, unless it has gone (and its slot perhaps been reused).
+    /// The connection `id` names, unless it has gone (and its slot perhaps been reused) or
+    /// belongs to another loop.
     pub(crate) fn get(&self, id: ConnId) -> Option<&Conn> {
+        if self.is_foreign(id) {
+            return None;
+        }
         self.conns
             .get(id.index())
             .filter(|c| c.generation == id.generation())
     }
 
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        if self.is_foreign(id) {
+            return None;
+        }
         lookup(&mut self.conns, id)
     }
 
     /// The connection and the buffer pool, borrowed together.
     pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn, &mut BufPool)> {
+        if self.is_foreign(id) {
+            return None;
+        }
         let conn = lookup(&mut self.conns, id)?;
         Some((conn, &mut self.pool))
     }
@@ -310,6 +320,9 @@ impl Core {
 
     /// Subscribes an open connection to `topic`; false if it is not open or already subscribed.
     pub(crate) fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        if self.is_foreign(id) {
+            return false;
+        }
         let Some(conn) = lookup(&mut self.conns, id) else {
             return false;
         };
@@ -343,6 +356,9 @@ impl Core {
 
     /// Unsubscribes the connection from `topic`; false if it was not subscribed.
     pub(crate) fn unsubscribe(&mut self, id: ConnId, topic: &str) -> bool {
+        if self.is_foreign(id) {
+            return false;
+        }
         let Some(topic_id) = self.topics.find(topic) else {
             return false;
         };

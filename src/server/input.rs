@@ -1,6 +1,7 @@
 //! What the loop does with bytes it has read: the opening handshake, then frames handed to
 //! the handler as borrowed messages.
 
+use super::app::App;
 use super::conn::{lookup, Stage};
 use super::context::Context;
 use super::core::Core;
@@ -15,25 +16,30 @@ use crate::proto::{
 
 /// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
 /// payloads are unmasked in it and lent to the handler.
-pub(crate) fn on_input<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &mut [u8]) {
+pub(crate) fn on_input<H: Handler>(
+    core: &mut Core,
+    app: &mut App<H>,
+    id: ConnId,
+    input: &mut [u8],
+) {
     let Some(conn) = core.get_mut(id) else { return };
     match &mut conn.stage {
         Stage::Handshake { request } if request.is_empty() => {
-            on_request_bytes(core, handler, id, input)
+            on_request_bytes(core, app, id, input)
         }
         Stage::Handshake { request } => {
             let mut request = std::mem::take(request);
             request.extend_from_slice(input);
-            on_request_bytes(core, handler, id, &mut request);
+            on_request_bytes(core, app, id, &mut request);
         }
-        Stage::Open(_) => on_frames(core, handler, id, input),
+        Stage::Open(_) => on_frames(core, app, id, input),
         // Whatever arrives after the end is read only to see the peer's EOF.
         Stage::Finishing => {}
     }
 }
 
 /// Parses the request bytes received so far and answers them when complete.
-fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, bytes: &mut [u8]) {
+fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, bytes: &mut [u8]) {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (parsed, len) = match parse_request(bytes, &mut headers) {
         Ok(Status::Complete(parsed)) => parsed,
@@ -63,7 +69,7 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
     let request = match parsed {
         Parsed::Upgrade(request) => request,
         Parsed::Plain(request) => {
-            let response = handler.on_request(&request);
+            let response = app.handler.on_request(&request);
             let mut out = Vec::new();
             if (200..=599).contains(&response.status) {
                 // RFC 9110 section 9.3.2: HEAD is answered like GET, without the content.
@@ -87,12 +93,13 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
             return;
         }
     };
-    let (protocol, extra_headers, topics) = match handler.on_upgrade(&request) {
+    let (protocol, extra_headers, topics, data) = match app.handler.on_upgrade(&request) {
         Upgrade::Accept {
             protocol,
             headers,
             topics,
-        } => (protocol, headers, topics),
+            data,
+        } => (protocol, headers, topics, data),
         Upgrade::Reject {
             status,
             headers,
@@ -154,10 +161,12 @@ fn on_request_bytes<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, by
     for topic in &topics {
         core.subscribe(id, topic);
     }
-    handler.on_open(&mut Context::new(core), id);
+    app.data.set(id.index(), data);
+    app.handler
+        .on_open(&mut Context::new(core, &mut app.data), id);
     // A client may send its first frames right behind the request.
     if len < bytes.len() {
-        on_frames(core, handler, id, &mut bytes[len..]);
+        on_frames(core, app, id, &mut bytes[len..]);
     }
 }
 
@@ -176,7 +185,7 @@ fn respond_raw(core: &mut Core, id: ConnId, response: &[u8]) {
 }
 
 /// Decodes frames from `input` and delivers their events.
-fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &mut [u8]) {
+fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &mut [u8]) {
     let mut pos = 0;
     core.set_idle_deadline(id);
     while pos < input.len() {
@@ -193,7 +202,7 @@ fn on_frames<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, input: &m
             core.mark_dirty(id);
         }
         if let Some(event) = event {
-            deliver(core, handler, id, event);
+            deliver(core, app, id, event);
         }
         let done = core.get(id).is_some_and(|conn| match &conn.stage {
             Stage::Open(session) => !session.wants_input(),
@@ -232,8 +241,9 @@ fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent
 }
 
 /// Hands one event to the handler.
-fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: SessionEvent<'_>) {
-    let mut ctx = Context::new(core);
+fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: SessionEvent<'_>) {
+    let App { handler, data } = app;
+    let mut ctx = Context::new(core, data);
     match event {
         SessionEvent::Frame(Event::Text(text)) => {
             handler.on_message(&mut ctx, id, Message::Text(&text));
@@ -246,19 +256,19 @@ fn deliver<H: Handler>(core: &mut Core, handler: &mut H, id: ConnId, event: Sess
         SessionEvent::Frame(Event::Close(code, reason)) => {
             if core.take_close_report(id) {
                 let code = code.unwrap_or(CloseCode::NO_STATUS);
-                handler.on_close(&mut Context::new(core), id, code, &reason);
+                handler.on_close(&mut Context::new(core, data), id, code, &reason);
             }
         }
         SessionEvent::Frame(Event::Compressed { text, data }) => {
             let event = inflate(core, id, text, &data);
-            deliver(core, handler, id, event);
+            deliver(core, app, id, event);
         }
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
             handler.on_error(&mut ctx, id, &Error::Protocol(err));
             if core.take_close_report(id) {
                 handler.on_close(
-                    &mut Context::new(core),
+                    &mut Context::new(core, data),
                     id,
                     CloseCode::ABNORMAL,
                     err.reason(),

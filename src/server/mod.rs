@@ -9,6 +9,7 @@
 //! A [`Server`] is one loop; a [`Cluster`] runs several, one per thread, that share nothing
 //! but the [`hub`](self::hub): mailboxes, connection counts and the topic map.
 
+mod app;
 mod cluster;
 mod command;
 mod conn;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll};
 
+use self::app::{App, ConnData};
 use self::command::Command;
 use self::conn::{lookup, Conn, Stage};
 use self::core::Core;
@@ -83,7 +85,7 @@ pub struct Server<H: Handler> {
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
     core: Core,
-    handler: H,
+    app: App<H>,
     /// The one receive buffer every connection is read into.
     read_buf: Vec<u8>,
     /// Hand accepted connections to the least-loaded loop ([`Accept::Balanced`](crate::Accept)).
@@ -142,7 +144,7 @@ impl<H: Handler> Server<H> {
             listener,
             local_addr,
             core: Core::new(config, registry, hub, loop_index),
-            handler,
+            app: App::new(handler),
             read_buf,
             balanced,
             inbox,
@@ -172,7 +174,7 @@ impl<H: Handler> Server<H> {
 
     /// The handler, e.g. to read what it gathered after `run` returned.
     pub fn handler(&self) -> &H {
-        &self.handler
+        &self.app.handler
     }
 
     /// Runs the loop until a shutdown completes.
@@ -291,7 +293,10 @@ impl<H: Handler> Server<H> {
                 Command::Terminate { id } => {
                     self.core.terminate(id);
                 }
-                Command::Run(job) => job(&mut Context::new(&mut self.core)),
+                // Jobs come from threads that know nothing of the handler's data type.
+                Command::Run(job) => {
+                    job(&mut Context::new(&mut self.core, &mut ConnData::default()))
+                }
                 Command::Adopt { stream, addr } if self.shutdown_deadline.is_none() => {
                     self.admit(stream, addr);
                 }
@@ -425,12 +430,7 @@ impl<H: Handler> Server<H> {
                 }
                 Ok(n) => {
                     let short = n < self.read_buf.len();
-                    input::on_input(
-                        &mut self.core,
-                        &mut self.handler,
-                        id,
-                        &mut self.read_buf[..n],
-                    );
+                    input::on_input(&mut self.core, &mut self.app, id, &mut self.read_buf[..n]);
                     self.core.pause_if_over_limit(id);
                     if short && drain == Drain::UntilShortRead {
                         if let Some(conn) = self.core.get_mut(id) {
@@ -521,8 +521,8 @@ impl<H: Handler> Server<H> {
             self.drop_conn(id, Some(err));
         }
         for (id, topic) in std::mem::take(&mut self.core.publish_dropped) {
-            self.handler
-                .on_publish_dropped(&mut Context::new(&mut self.core), id, &topic);
+            let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+            self.app.handler.on_publish_dropped(&mut ctx, id, &topic);
         }
         while let Some(id) = self.core.drained.pop() {
             if self
@@ -530,7 +530,8 @@ impl<H: Handler> Server<H> {
                 .get(id)
                 .is_some_and(|c| c.ready_state() == ReadyState::Open)
             {
-                self.handler.on_drain(&mut Context::new(&mut self.core), id);
+                let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+                self.app.handler.on_drain(&mut ctx, id);
             }
         }
         // on_drain may have sent more.
@@ -609,8 +610,8 @@ impl<H: Handler> Server<H> {
 
     fn report_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         if self.core.take_close_report(id) {
-            self.handler
-                .on_close(&mut Context::new(&mut self.core), id, code, reason);
+            let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+            self.app.handler.on_close(&mut ctx, id, code, reason);
         }
     }
 
@@ -622,12 +623,13 @@ impl<H: Handler> Server<H> {
         if let Some(err) = &err {
             log::debug!("{id}: dropped: {err}");
             if conn.opened && !conn.close_reported {
-                self.handler
-                    .on_error(&mut Context::new(&mut self.core), id, err);
+                let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+                self.app.handler.on_error(&mut ctx, id, err);
             }
         }
         self.report_close(id, CloseCode::ABNORMAL, "");
         let mut conn = self.core.conns.remove(id.index());
+        self.app.data.clear(id.index());
         let _ = self.core.registry.deregister(&mut conn.socket);
         conn.out.release(&mut self.core.pool);
         self.core.hub.release(self.core.loop_index);

@@ -704,6 +704,8 @@ impl Recorder {
 }
 
 impl Handler for Recorder {
+    type Data = ();
+
     fn on_open(&mut self, ctx: &mut Context<'_>, id: ConnId) {
         self.push(Ev::Open(id, ctx.peer_addr(id)));
     }
