@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::proto::{CloseCode, ProtocolError, Request};
-use crate::server::{ConnId, Context};
+use crate::server::{ConnId, Context, Timer};
 
 /// A complete message, borrowed from the receive buffer for the duration of the callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +303,9 @@ pub trait Handler {
 
     /// Something went wrong; `on_close` follows.
     fn on_error(&mut self, _ctx: &mut Context<'_, Self::Data>, _id: ConnId, _err: &Error) {}
+
+    /// A timer set with [`Context::set_timeout`] or [`Context::set_interval`] came due.
+    fn on_timer(&mut self, _ctx: &mut Context<'_, Self::Data>, _timer: Timer) {}
 
     /// A message published to `topic` was not queued for subscriber `id`: its buffered
     /// amount was over the backpressure limit and the slow-subscriber policy is to drop.

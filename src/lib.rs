@@ -38,7 +38,7 @@ pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Response, Upgrade
 pub use proto::{CloseCode, ReadyState, Request, SendError};
 pub use server::{
     available_cores, Cluster, ConnId, Context, Published, Remote, RemoteError, SendStatus, Server,
-    ShutdownHandle, MAX_LOOPS,
+    ShutdownHandle, Timer, TimerId, MAX_LOOPS,
 };
 
 // The README's examples are compiled as doc tests.

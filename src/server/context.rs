@@ -2,9 +2,11 @@
 //! connection by id.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::app::ConnData;
 use super::core::{Core, Published, SendStatus};
+use super::timers::TimerId;
 use super::token::ConnId;
 use crate::handler::Message;
 use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
@@ -102,6 +104,81 @@ impl<'a, D> Context<'a, D> {
             .iter()
             .filter(|(_, conn)| conn.ready_state() == ReadyState::Open)
             .map(|(index, conn)| self.core.id(index, conn.generation))
+    }
+
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) once, `after` from now (never
+    /// sooner, to the millisecond), with `tag` to tell it apart. With `conn`, the timer belongs to that
+    /// connection of this loop: it is dropped, unfired, once the connection is no longer
+    /// open. Refused with [`SendError::NotOpen`] for a connection that is not open here.
+    ///
+    /// Timers share the loop's heap with the server's own deadlines: one entry each, no
+    /// thread. A timer fires on its loop's thread, after the loop turn's I/O.
+    pub fn set_timeout(
+        &mut self,
+        after: Duration,
+        conn: Option<ConnId>,
+        tag: u64,
+    ) -> Result<TimerId, SendError> {
+        self.add_timer(after, None, conn, tag)
+    }
+
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) every `every` (at least 1 ms)
+    /// until cleared, or until `conn`, if given, is no longer open. A loop that falls behind
+    /// skips the beats it missed instead of firing them in a burst.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use wsloop::{Context, Handler, Message, Timer};
+    ///
+    /// /// Tells every connection of the loop the time, once a second.
+    /// struct Clock;
+    ///
+    /// impl Handler for Clock {
+    ///     type Data = ();
+    ///
+    ///     fn on_open(&mut self, ctx: &mut Context<'_>, id: wsloop::ConnId) {
+    ///         let _ = ctx.set_interval(Duration::from_secs(1), Some(id), 0);
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: Timer) {
+    ///         if let Some(id) = timer.conn {
+    ///             let _ = ctx.send(id, Message::Text("tick"));
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_interval(
+        &mut self,
+        every: Duration,
+        conn: Option<ConnId>,
+        tag: u64,
+    ) -> Result<TimerId, SendError> {
+        let every = every.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        self.add_timer(Duration::from_millis(every), Some(every), conn, tag)
+    }
+
+    /// Clears a timer; false if it already fired (once), was cleared, or was dropped with
+    /// its connection.
+    pub fn clear_timer(&mut self, timer: TimerId) -> bool {
+        self.core.timers.clear(timer)
+    }
+
+    fn add_timer(
+        &mut self,
+        after: Duration,
+        every: Option<u64>,
+        conn: Option<ConnId>,
+        tag: u64,
+    ) -> Result<TimerId, SendError> {
+        if let Some(id) = conn {
+            if self.ready_state(id) != ReadyState::Open {
+                return Err(SendError::NotOpen);
+            }
+        }
+        // Loop time is whole milliseconds, truncated: one more keeps a timer from firing
+        // before its delay has passed.
+        let at = self.core.after(after).saturating_add(1);
+        Ok(self.core.timers.add(at, every, conn, tag))
     }
 
     /// The browser's `readyState`; `Closed` for a connection that is gone.

@@ -30,6 +30,7 @@ pub use self::context::Context;
 pub use self::core::{Published, SendStatus};
 pub use self::remote::{Remote, RemoteError};
 pub use self::shutdown::ShutdownHandle;
+pub use self::timers::{Timer, TimerId};
 pub use self::token::{ConnId, MAX_LOOPS};
 
 use std::io::{self, Read, Write};
@@ -45,7 +46,7 @@ use self::command::Command;
 use self::conn::{lookup, Conn, Stage};
 use self::core::Core;
 use self::hub::{Hub, Inbox, PostError};
-use self::timers::{Millis, NEVER};
+use self::timers::{Due, Millis, NEVER};
 use self::token::{LISTENER, MAX_INDEX, WAKER};
 use crate::handler::{Error, Handler};
 use crate::proto::{CloseCode, OpCode, ReadyState};
@@ -542,7 +543,14 @@ impl<H: Handler> Server<H> {
 
     fn fire_deadlines(&mut self) {
         let now = self.core.now;
-        while let Some((popped_at, id)) = self.core.timers.pop_due(now) {
+        while let Some((popped_at, due)) = self.core.timers.pop_due(now) {
+            let id = match due {
+                Due::Conn(id) => id,
+                Due::Timer(timer) => {
+                    self.fire_timer(timer, popped_at);
+                    continue;
+                }
+            };
             let Some(conn) = lookup(&mut self.core.conns, id) else {
                 continue;
             };
@@ -554,6 +562,22 @@ impl<H: Handler> Server<H> {
                 self.on_deadline(id);
             }
         }
+    }
+
+    /// An application timer came due: the handler hears of it, unless it belongs to a
+    /// connection that is no longer open (then it is dropped).
+    fn fire_timer(&mut self, timer: TimerId, popped_at: Millis) {
+        let Some(timer) = self.core.timers.fire(timer, popped_at, self.core.now) else {
+            return;
+        };
+        if let Some(conn) = timer.conn {
+            if self.core.get(conn).map(|c| c.ready_state()) != Some(ReadyState::Open) {
+                self.core.timers.clear(timer.id);
+                return;
+            }
+        }
+        let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+        self.app.handler.on_timer(&mut ctx, timer);
     }
 
     /// The connection's deadline passed: what that means depends on its stage.

@@ -1,13 +1,21 @@
-//! Deadlines without a timer thread: a min-heap of (time, connection), read once per loop turn.
+//! Deadlines and timers without a timer thread: one min-heap of (time, what), read once per
+//! loop turn, for the server's connection deadlines and the application's timers alike.
 //!
 //! A connection has one deadline at a time (handshake, idle or close, depending on its
 //! state) that moves on every read. Moving it later touches only the connection; the heap
 //! gets an entry only when a deadline moves earlier than the entry it has, and an entry that
 //! comes due early is put back at the connection's current deadline. So a busy connection
 //! costs no heap work per message.
+//!
+//! An application timer ([`Context::set_timeout`](super::Context::set_timeout)) is one heap
+//! entry plus one slot in a slab; clearing it frees the slot and leaves the heap entry to be
+//! skipped when it comes due.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt;
+
+use slab::Slab;
 
 use super::token::ConnId;
 
@@ -33,9 +41,71 @@ impl Default for Deadline {
     }
 }
 
+/// What a heap entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Due {
+    /// A connection's deadline.
+    Conn(ConnId),
+    /// An application timer.
+    Timer(TimerId),
+}
+
+/// Names an application timer, to clear it; never reused while the loop runs (until a
+/// 32-bit generation wraps around).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(u64);
+
+impl TimerId {
+    fn new(index: usize, generation: u32) -> TimerId {
+        TimerId((u64::from(generation) << 32) | index as u64)
+    }
+
+    fn index(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+impl fmt::Debug for TimerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TimerId({}#{})", self.index(), self.generation())
+    }
+}
+
+/// An application timer that came due, as [`Handler::on_timer`](crate::Handler::on_timer)
+/// receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer {
+    /// The id [`Context::set_timeout`](super::Context::set_timeout) or `set_interval`
+    /// returned.
+    pub id: TimerId,
+    /// The connection the timer belongs to, if any: it is still open.
+    pub conn: Option<ConnId>,
+    /// The application's tag, to tell its timers apart.
+    pub tag: u64,
+    /// Whether it comes again (an interval) unless cleared.
+    pub repeats: bool,
+}
+
+/// A scheduled application timer.
+#[derive(Debug)]
+struct AppTimer {
+    generation: u32,
+    at: Millis,
+    /// `Some` for an interval.
+    every: Option<Millis>,
+    conn: Option<ConnId>,
+    tag: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Millis, ConnId)>>,
+    heap: BinaryHeap<Reverse<(Millis, Due)>>,
+    app: Slab<AppTimer>,
+    next_generation: u32,
 }
 
 impl Timers {
@@ -44,8 +114,73 @@ impl Timers {
         deadline.at = at;
         if at < deadline.scheduled {
             deadline.scheduled = at;
-            self.heap.push(Reverse((at, id)));
+            self.heap.push(Reverse((at, Due::Conn(id))));
         }
+    }
+
+    /// Schedules an application timer at `at`, again every `every` ms if given.
+    pub(crate) fn add(
+        &mut self,
+        at: Millis,
+        every: Option<Millis>,
+        conn: Option<ConnId>,
+        tag: u64,
+    ) -> TimerId {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.next_generation;
+        let index = self.app.insert(AppTimer {
+            generation,
+            at,
+            every: every.map(|ms| ms.max(1)),
+            conn,
+            tag,
+        });
+        let id = TimerId::new(index, generation);
+        self.heap.push(Reverse((at, Due::Timer(id))));
+        id
+    }
+
+    /// Clears an application timer; false if it had fired (once) or was cleared already.
+    pub(crate) fn clear(&mut self, id: TimerId) -> bool {
+        match self.app.get(id.index()) {
+            Some(timer) if timer.generation == id.generation() => {
+                self.app.remove(id.index());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes a due application timer: a one-shot one leaves the table, an interval is
+    /// scheduled again. `None` for a timer cleared since, or whose heap entry is stale.
+    pub(crate) fn fire(&mut self, id: TimerId, popped_at: Millis, now: Millis) -> Option<Timer> {
+        let timer = self.app.get_mut(id.index())?;
+        if timer.generation != id.generation() || timer.at != popped_at {
+            return None;
+        }
+        let fired = Timer {
+            id,
+            conn: timer.conn,
+            tag: timer.tag,
+            repeats: timer.every.is_some(),
+        };
+        match timer.every {
+            Some(every) => {
+                // A loop that fell behind skips the missed beats rather than firing a burst.
+                timer.at = (timer.at + every).max(now + 1);
+                self.heap.push(Reverse((timer.at, Due::Timer(id))));
+            }
+            None => {
+                self.app.remove(id.index());
+            }
+        }
+        Some(fired)
+    }
+
+    /// Application timers scheduled and not cleared.
+    #[cfg(test)]
+    pub(crate) fn app_timers(&self) -> usize {
+        self.app.len()
     }
 
     /// When the loop must wake up next for a deadline.
@@ -54,7 +189,7 @@ impl Timers {
     }
 
     /// Pops the next entry due at `now`, with the time it was scheduled for.
-    pub(crate) fn pop_due(&mut self, now: Millis) -> Option<(Millis, ConnId)> {
+    pub(crate) fn pop_due(&mut self, now: Millis) -> Option<(Millis, Due)> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(entry)| entry),
             _ => None,
@@ -78,7 +213,7 @@ impl Timers {
         }
         if deadline.scheduled == NEVER && deadline.at != NEVER {
             deadline.scheduled = deadline.at;
-            self.heap.push(Reverse((deadline.at, id)));
+            self.heap.push(Reverse((deadline.at, Due::Conn(id))));
         }
         false
     }
@@ -105,7 +240,7 @@ mod tests {
         assert_eq!(timers.len(), 1);
         // At 100 the entry comes due, but the deadline moved to 199: it is put back.
         let (popped, who) = timers.pop_due(100).unwrap();
-        assert_eq!(who, id);
+        assert_eq!(who, Due::Conn(id));
         assert!(!timers.settle(id, &mut deadline, popped, 100));
         assert_eq!(timers.next_wake(), Some(199));
         let (popped, _) = timers.pop_due(199).unwrap();
@@ -123,5 +258,34 @@ mod tests {
         assert!(timers.pop_due(9).is_none());
         let (popped, _) = timers.pop_due(10).unwrap();
         assert!(timers.settle(id, &mut deadline, popped, 10));
+    }
+
+    #[test]
+    fn app_timers_fire_once_or_repeat_and_can_be_cleared() {
+        let mut timers = Timers::default();
+        let once = timers.add(10, None, None, 1);
+        let every = timers.add(10, Some(5), None, 2);
+        let cleared = timers.add(10, None, None, 3);
+        assert!(timers.clear(cleared));
+        assert!(!timers.clear(cleared), "cleared once");
+        let mut fired = Vec::new();
+        while let Some((at, Due::Timer(id))) = timers.pop_due(10) {
+            if let Some(timer) = timers.fire(id, at, 10) {
+                fired.push((timer.tag, timer.repeats));
+            }
+        }
+        fired.sort();
+        assert_eq!(fired, [(1, false), (2, true)]);
+        assert_eq!(timers.app_timers(), 1, "the interval stays");
+        assert_eq!(timers.next_wake(), Some(15));
+        // A loop 100 ms late fires the interval once, then at its next beat after now.
+        let (at, due) = timers.pop_due(110).unwrap();
+        let Due::Timer(id) = due else { panic!() };
+        assert_eq!(id, every);
+        assert!(timers.fire(id, at, 110).is_some());
+        assert_eq!(timers.next_wake(), Some(111));
+        assert!(timers.clear(every));
+        assert_eq!(timers.app_timers(), 0);
+        assert!(!timers.clear(once), "a one-shot timer that fired is gone");
     }
 }
