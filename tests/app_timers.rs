@@ -12,9 +12,12 @@ use wsloop::{ConnId, Context, Handler, Message, Timer, TimerId};
 /// Text commands: `after MS TAG` (a timeout for this connection), `every MS TAG` (an
 /// interval for it), `global MS TAG` (a timeout of no connection, reported to whoever asked),
 /// `clear TAG`. Each firing is recorded and sent to the connection as `fired TAG`.
+/// Timers that fired: whose, and their tag.
+type Fired = Arc<Mutex<Vec<(Option<ConnId>, u64)>>>;
+
 #[derive(Default)]
 struct Timed {
-    fired: Arc<Mutex<Vec<(Option<ConnId>, u64)>>>,
+    fired: Fired,
     timers: Vec<(u64, TimerId)>,
     asked_by: Option<ConnId>,
     /// Intervals cleared after this many beats, by tag.
