@@ -20,6 +20,10 @@ struct Args {
     /// HOST:PORT (`localhost:9001`; the name's first address is used).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9001", value_parser = parse_listen)]
     listen: String,
+    /// A subprotocol this server speaks (repeatable): the first the client offers of these
+    /// is answered. Without it, the first the client offers is answered, as Node's `ws` does.
+    #[arg(long = "protocol", value_name = "NAME", value_parser = parse_protocol)]
+    protocols: Vec<String>,
     /// Event loops, one thread each [default: the CPUs this process may run on, so
     /// `taskset -c 0 wsloop` runs one].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=MAX_LOOPS as i64))]
@@ -207,6 +211,17 @@ fn report_open_file_limit(limit: std::io::Result<(u64, u64)>, args: &Args, threa
     }
 }
 
+/// A subprotocol name must be an HTTP token (RFC 6455 section 4.1).
+fn parse_protocol(text: &str) -> Result<String, String> {
+    if wsloop::proto::handshake::is_token(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a valid subprotocol name (an HTTP token)"
+        ))
+    }
+}
+
 fn parse_accept(text: &str) -> Result<Accept, String> {
     match text {
         "balanced" => Ok(Accept::Balanced),
@@ -240,7 +255,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match Cluster::bind(args.config(listen), threads, |_| EchoRooms) {
+    let handler = EchoRooms::speaking(args.protocols.clone());
+    let server = match Cluster::bind(args.config(listen), threads, |_| handler.clone()) {
         Ok(server) => server,
         Err(err) => {
             eprintln!("wsloop: cannot listen on {listen}: {err}");

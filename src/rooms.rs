@@ -12,8 +12,40 @@ use crate::server::{ConnId, Context};
 pub const ROOM_PREFIX: &str = "/chat/";
 
 /// Echo on every path, chat rooms under [`ROOM_PREFIX`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EchoRooms;
+///
+/// Subprotocols are answered as Node's `ws` does by default: the first one the client
+/// offers, so a browser that offers one (`new WebSocket(url, "chat")`) connects. A server
+/// told which it speaks ([`EchoRooms::speaking`]) picks the first offered of those, and
+/// answers none when the client offers none of them (the client then decides whether to go
+/// on, as RFC 6455 section 4.1 leaves to it).
+#[derive(Debug, Default, Clone)]
+pub struct EchoRooms {
+    protocols: Vec<String>,
+}
+
+impl EchoRooms {
+    /// Speaks only these subprotocols (the binary's `--protocol`).
+    pub fn speaking(protocols: Vec<String>) -> EchoRooms {
+        EchoRooms { protocols }
+    }
+
+    /// An accepting answer with the subprotocol, if any.
+    fn answer(&self, req: &Request<'_, '_>) -> Upgrade {
+        match self.protocol(req) {
+            Some(protocol) => Upgrade::accept().protocol(protocol),
+            None => Upgrade::accept(),
+        }
+    }
+
+    /// The subprotocol to answer: the first offered that this server speaks.
+    fn protocol<'b>(&self, req: &Request<'_, 'b>) -> Option<&'b str> {
+        let mut offered = req.protocols();
+        if self.protocols.is_empty() {
+            return offered.next();
+        }
+        offered.find(|p| self.protocols.iter().any(|ours| ours == p))
+    }
+}
 
 impl Handler for EchoRooms {
     type Data = ();
@@ -33,8 +65,8 @@ impl Handler for EchoRooms {
     fn on_upgrade(&mut self, req: &Request<'_, '_>) -> Upgrade {
         match room_of(req) {
             Some("") => Upgrade::reject(404, "a room needs a name: /chat/NAME"),
-            Some(room) => Upgrade::accept().subscribe(room),
-            None => Upgrade::accept(),
+            Some(room) => self.answer(req).subscribe(room),
+            None => self.answer(req),
         }
     }
 

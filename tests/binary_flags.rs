@@ -452,3 +452,56 @@ fn log_lines_start_with_a_utc_rfc3339_timestamp_in_milliseconds() {
         );
     }
 }
+
+/// The subprotocol the binary answers to an offer of `offer` (None: no header).
+fn answered_protocol(addr: SocketAddr, offer: &str) -> Option<String> {
+    let mut raw = Raw::connect(addr);
+    let response = raw.handshake(&upgrade_request("/", &[("Sec-WebSocket-Protocol", offer)]));
+    let answer = response.header("sec-websocket-protocol").map(str::to_owned);
+    raw.close_normally();
+    answer
+}
+
+#[test]
+fn by_default_the_first_offered_subprotocol_is_answered_as_ws_does() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0", "--threads", "1"]);
+    let addr = proc.listening_addr();
+    assert_eq!(
+        answered_protocol(addr, "chat, superchat").as_deref(),
+        Some("chat")
+    );
+    proc.stop();
+}
+
+#[test]
+fn protocol_flags_name_the_subprotocols_spoken() {
+    let mut proc = Proc::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--protocol",
+        "superchat",
+        "--protocol",
+        "v2.echo",
+    ]);
+    let addr = proc.listening_addr();
+    // The client's order of preference among those the server speaks.
+    assert_eq!(
+        answered_protocol(addr, "chat, v2.echo, superchat").as_deref(),
+        Some("v2.echo")
+    );
+    // None spoken: no header; the client decides whether to go on.
+    assert_eq!(answered_protocol(addr, "chat"), None);
+    proc.stop();
+}
+
+#[test]
+fn a_protocol_that_is_not_a_token_is_a_usage_error() {
+    let output = Command::new(BIN)
+        .args(["--protocol", "two words"])
+        .output()
+        .expect("run wsloop");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid subprotocol"));
+}

@@ -174,7 +174,7 @@ fn headers_past_max_handshake_bytes_are_431() {
 
 #[test]
 fn plain_get_healthz_is_200_ok_from_the_binarys_handler() {
-    let (addr, handle, join) = start(config(), wsloop::rooms::EchoRooms);
+    let (addr, handle, join) = start(config(), wsloop::rooms::EchoRooms::default());
     let response = http(
         addr,
         b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nUser-Agent: probe\r\n\r\n",

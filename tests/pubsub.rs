@@ -240,7 +240,7 @@ fn a_subscriber_that_never_reads_does_not_hold_up_the_others() {
 
 #[test]
 fn publish_from_another_thread() {
-    let server = start(common::config(), EchoRooms);
+    let server = start(common::config(), EchoRooms::default());
     let mut a = connect(server.addr, "/chat/news");
     let mut b = connect(server.addr, "/chat/news");
     // Both joins are done once each has had an echo-free round trip through the room.
@@ -266,7 +266,7 @@ fn publish_from_another_thread() {
 
 #[test]
 fn echo_rooms_echoes_outside_rooms_and_rejects_nameless_rooms() {
-    let server = start(common::config(), EchoRooms);
+    let server = start(common::config(), EchoRooms::default());
     let mut echo = connect(server.addr, "/");
     echo.send(WsMessage::Text("ping".into())).unwrap();
     assert_eq!(read_text(&mut echo), "ping");

@@ -108,7 +108,7 @@ fn the_handler_reads_query_and_cookies() {
 
 #[test]
 fn a_query_string_does_not_change_the_room() {
-    let (addr, handle, join) = start(config(), EchoRooms);
+    let (addr, handle, join) = start(config(), EchoRooms::default());
     let mut a = ws_connect_path(addr, "/chat/lobby?token=1");
     // The server subscribes a connection before it answers 101, so both are in the room now.
     let mut b = ws_connect_path(addr, "/chat/lobby");

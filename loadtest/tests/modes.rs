@@ -504,7 +504,7 @@ fn warnings(run: &Run) -> Vec<String> {
 #[test]
 fn broadcast_warns_on_an_echo_path() {
     // The wsloop binary's handler: off /chat/ROOM it echoes.
-    let server = TestServer::start(wsloop::rooms::EchoRooms);
+    let server = TestServer::start(wsloop::rooms::EchoRooms::default());
     let url = server.url("/");
     let run = run("broadcast-echo", &broadcast_args(&url));
     assert_clean(&run);
@@ -531,7 +531,7 @@ fn broadcast_warns_on_an_echo_path() {
 
 #[test]
 fn broadcast_does_not_warn_on_a_fan_out() {
-    let server = TestServer::start(wsloop::rooms::EchoRooms);
+    let server = TestServer::start(wsloop::rooms::EchoRooms::default());
     let url = server.url("/chat/x");
     let run = run("broadcast-rooms", &broadcast_args(&url));
     assert_clean(&run);
