@@ -2,105 +2,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
 use tungstenite::Message as TMessage;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsloop");
-
-/// Kills the child if the test ends early.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wsloop");
-        Proc(child)
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "wsloop did not exit within {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        self.0
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-
-    fn stdout_rest(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut out) = self.0.stdout.take() {
-            out.read_to_string(&mut text).unwrap();
-        }
-        text
-    }
-
-    /// Reads the first stdout line, `listening on ws://ADDR`, within 10 s.
-    fn listening_addr(&mut self) -> SocketAddr {
-        let stdout = self.0.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let mut reader = BufReader::new(stdout);
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("no startup line within 10 s");
-        let addr = line
-            .trim_end()
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        addr.parse().expect("listening address")
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-}
+use common::process::{Proc, BIN};
 
 #[test]
 fn binary_echoes_and_exits_0_on_sigterm() {

@@ -3,124 +3,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use tungstenite::Message as TMessage;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsloop");
-
-/// The child process; dropping it kills it (by its PID) and reaps it, so a failing test
-/// leaves no server behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut command = Command::new(BIN);
-        command.args(args);
-        Proc::spawn_command(command)
-    }
-
-    /// Spawns `command` (the binary itself, or a wrapper that `exec`s it and so keeps the PID)
-    /// with piped stdout and stderr.
-    fn spawn_command(mut command: Command) -> Proc {
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn {command:?}: {err}"));
-        Proc(child)
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "wsloop did not exit within {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        self.0
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-
-    fn stdout_rest(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut out) = self.0.stdout.take() {
-            out.read_to_string(&mut text).unwrap();
-        }
-        text
-    }
-
-    /// Reads the first stdout line, `listening on ws://ADDR`, within 10 s.
-    fn listening_addr(&mut self) -> SocketAddr {
-        let stdout = self.0.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let mut reader = BufReader::new(stdout);
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("no startup line within 10 s");
-        let addr = line
-            .trim_end()
-            .strip_prefix("listening on ws://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        addr.parse().expect("listening address")
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// SIGTERM, then the exit status (which must be success) and everything on stderr.
-    fn stop(mut self) -> String {
-        self.sigterm();
-        let status = self.wait_within(Duration::from_secs(10));
-        let stderr = self.stderr();
-        assert!(
-            status.success(),
-            "exit status {status:?}, stderr {stderr:?}"
-        );
-        stderr
-    }
-}
+use common::process::{Proc, BIN};
 
 fn echo_once(addr: SocketAddr, text: &str) {
     let mut ws = ws_connect(addr);

@@ -6,20 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::process::{Proc, BIN};
 
 /// CPU time (user + system) the process has used, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -47,26 +40,16 @@ fn upgrade(addr: SocketAddr) -> std::io::Result<TcpStream> {
 
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning_and_recovers() {
-    let mut child = Command::new("sh")
+    // `exec` keeps the PID, so the server is killed by it whatever happens.
+    let mut shell = Command::new("sh");
+    shell
         .args([
             "-c",
             "ulimit -n 64 && exec \"$0\" --listen 127.0.0.1:0 --log-level error",
         ])
-        .arg(env!("CARGO_BIN_EXE_wsloop"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("startup line");
-    let server = Server(child);
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ws://")
-        .expect("the startup line")
-        .parse()
-        .expect("an address");
+        .arg(BIN);
+    let mut server = Proc::spawn_command(shell);
+    let addr = server.listening_addr();
 
     // Fill the descriptor table: the handshakes that fit complete, the rest time out.
     let mut open = Vec::new();

@@ -7,19 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
+use common::process::Proc;
 use common::*;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The process's virtual size in KiB.
 fn vm_size_kib(pid: u32) -> u64 {
@@ -35,30 +24,15 @@ fn vm_size_kib(pid: u32) -> u64 {
 fn declared_length_within_the_limit_is_not_reserved_up_front() {
     const CONNS: usize = 32;
     const DECLARED: u64 = 60 << 20;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsloop"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--max-message-size",
-            "64MiB",
-            "--log-level",
-            "off",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn wsloop");
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim_end()
-        .strip_prefix("listening on ws://")
-        .expect("startup line")
-        .parse()
-        .unwrap();
+    let mut proc = Proc::spawn(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--max-message-size",
+        "64MiB",
+        "--log-level",
+        "off",
+    ]);
+    let addr = proc.listening_addr();
     let pid = proc.0.id();
 
     // Warm up: one full echo so the steady-state buffers exist before measuring.
