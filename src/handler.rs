@@ -253,6 +253,11 @@ pub trait Handler {
     /// a server can be moved to the thread that runs it.
     type Data: Send;
 
+    /// The loop is about to start serving: set the loop's own timers here (a periodic
+    /// tick with [`Context::set_interval`]). With several loops, each loop's handler hears
+    /// it on its own loop.
+    fn on_start(&mut self, _ctx: &mut Context<'_, Self::Data>) {}
+
     /// Checks an upgrade request (path, headers, `Origin`), picks a subprotocol, adds headers
     /// or rejects it, like `ws`'s `verifyClient` and `handleProtocols`.
     fn on_upgrade(&mut self, _req: &Request<'_, '_>) -> Upgrade<Self::Data> {
@@ -262,7 +267,11 @@ pub trait Handler {
     /// Answers a plain HTTP request on the same port (`GET /healthz`, a small JSON
     /// endpoint, a page). The default answers `426 Upgrade Required`: this is a WebSocket
     /// endpoint. `HEAD` requests come here too; the server sends the answer without its body.
-    fn on_request(&mut self, _req: &Request<'_, '_>) -> Response {
+    fn on_request(
+        &mut self,
+        _ctx: &mut Context<'_, Self::Data>,
+        _req: &Request<'_, '_>,
+    ) -> Response {
         Response::text(426, "this is a WebSocket endpoint\n").header("Upgrade", "websocket")
     }
 

@@ -52,7 +52,7 @@ impl Handler for EchoRooms {
 
     /// `GET /healthz` answers `200 ok` for load balancers and probes; other plain requests
     /// get the default `426 Upgrade Required`.
-    fn on_request(&mut self, req: &Request<'_, '_>) -> Response {
+    fn on_request(&mut self, _ctx: &mut Context<'_>, req: &Request<'_, '_>) -> Response {
         match (req.method(), req.path()) {
             ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
             (_, "/healthz") => Response::text(405, "GET or HEAD\n").header("Allow", "GET, HEAD"),

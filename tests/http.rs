@@ -12,7 +12,7 @@ struct App;
 impl Handler for App {
     type Data = ();
 
-    fn on_request(&mut self, req: &Request<'_, '_>) -> Response {
+    fn on_request(&mut self, _ctx: &mut Context<'_>, req: &Request<'_, '_>) -> Response {
         match (req.method(), req.path()) {
             ("GET" | "HEAD", "/api/stats") => {
                 Response::json(200, r#"{"connections":0}"#).header("Cache-Control", "no-store")

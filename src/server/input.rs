@@ -69,7 +69,9 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
     let request = match parsed {
         Parsed::Upgrade(request) => request,
         Parsed::Plain(request) => {
-            let response = app.handler.on_request(&request);
+            let response = app
+                .handler
+                .on_request(&mut Context::new(core, &mut app.data), &request);
             let mut out = Vec::new();
             if (200..=599).contains(&response.status) {
                 // RFC 9110 section 9.3.2: HEAD is answered like GET, without the content.

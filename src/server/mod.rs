@@ -181,6 +181,8 @@ impl<H: Handler> Server<H> {
     /// Runs the loop until a shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut ctx = Context::new(&mut self.core, &mut self.app.data);
+        self.app.handler.on_start(&mut ctx);
         loop {
             let timeout = self.poll_timeout();
             if let Err(err) = self.poll.poll(&mut events, timeout) {
