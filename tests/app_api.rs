@@ -227,16 +227,7 @@ fn remote_pings_runs_jobs_and_terminates() {
 
 #[test]
 fn a_dropped_message_does_not_reach_a_kept_compression_context() {
-    let available = Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        assert!(
-            std::env::var_os("WSLOOP_REQUIRE_INTEROP").is_none(),
-            "WSLOOP_REQUIRE_INTEROP is set but python3 with `websockets` is missing"
-        );
-        eprintln!("!!! SKIPPED: python3 with `websockets` not found");
+    if !python_websockets_available() {
         return;
     }
     let handler = Commands::default();

@@ -115,17 +115,8 @@ impl Handler for Probe {
                 ctx.close(self.find(to), CloseCode(4001), "closed by a neighbour")
                     .unwrap();
             }
-            _ => {
-                let room = ctx.topics(id).next().map(str::to_owned);
-                match room {
-                    Some(room) => {
-                        ctx.publish(&room, msg, Some(id));
-                    }
-                    None => {
-                        let _ = ctx.send(id, msg);
-                    }
-                }
-            }
+            // Anything else: what the binary does (a room member's message to the room).
+            _ => wsloop::rooms::EchoRooms::default().on_message(ctx, id, msg),
         }
     }
 }

@@ -18,22 +18,6 @@ const SCRIPT: &str = concat!(
     "/tests/interop/deflate_client.py"
 );
 
-fn client_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("WSLOOP_REQUIRE_INTEROP").is_none(),
-            "WSLOOP_REQUIRE_INTEROP is set but python3 with `websockets` is missing \
-             (python3 -m pip install websockets==15.0.1)"
-        );
-        eprintln!("!!! SKIPPED: python3 with `websockets` not found; deflate interop not checked");
-    }
-    found
-}
-
 fn run_client_against(deflate: DeflateConfig) {
     let config = Config {
         deflate: Some(deflate),
@@ -56,14 +40,14 @@ fn run_client_against(deflate: DeflateConfig) {
 
 #[test]
 fn python_websockets_client_with_default_deflate() {
-    if client_available() {
+    if common::python_websockets_available() {
         run_client_against(DeflateConfig::default());
     }
 }
 
 #[test]
 fn python_websockets_client_with_no_context_takeover_small_windows_and_no_threshold() {
-    if client_available() {
+    if common::python_websockets_available() {
         run_client_against(DeflateConfig {
             server_no_context_takeover: true,
             client_no_context_takeover: true,

@@ -112,6 +112,25 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Whether `python3` with the `websockets` package (the independent permessage-deflate
+/// client) is here. `.ci/run` installs it and sets `WSLOOP_REQUIRE_INTEROP=1`, which turns a
+/// missing client into a failure; without that variable the caller skips, loudly.
+pub fn python_websockets_available() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("WSLOOP_REQUIRE_INTEROP").is_none(),
+            "WSLOOP_REQUIRE_INTEROP is set but python3 with `websockets` is missing \
+             (python3 -m pip install websockets==15.0.1)"
+        );
+        eprintln!("!!! SKIPPED: python3 with `websockets` not found; deflate interop not checked");
+    }
+    found
+}
+
 // ---------------------------------------------------------------------------------------
 // Sockets
 // ---------------------------------------------------------------------------------------
