@@ -563,3 +563,33 @@ fn a_panic_in_one_loop_aborts_the_whole_process() {
 fn open_raw(addr: SocketAddr) -> common::Raw {
     common::Raw::open(addr)
 }
+
+#[test]
+fn a_publish_goes_only_to_loops_with_subscribers() {
+    let server = start(common::config(), LOOPS);
+    // Loops 0 to 3 get one connection each; only the one on loop 2 joins "quiet".
+    let mut clients: Vec<Client> = (0..LOOPS)
+        .map(|i| open(server.addr, if i == 2 { "/chat/quiet" } else { "/" }))
+        .collect();
+    assert_eq!(clients[2].loop_index, 2);
+    say(&mut clients[0], "publish quiet 3 q");
+    for i in 0..3 {
+        assert_eq!(text(&mut clients[2]), format!("q-{i}"));
+    }
+    let sum = *server.shared.published.lock().unwrap();
+    assert_eq!(
+        (sum.sent, sum.loops, sum.loops_full),
+        (0, 3, 0),
+        "three publishes, each handed to loop 2 alone"
+    );
+    // Once its last subscriber leaves, no loop is told about the topic any more.
+    common::ws_close(clients.remove(2).ws);
+    common::wait_until(IO_TIMEOUT, "the subscriber to leave", || {
+        server.remote.connections()[2] == 0
+    });
+    say(&mut clients[0], "publish quiet 1 q");
+    say(&mut clients[0], "sync");
+    assert_eq!(text(&mut clients[0]), "sync");
+    assert_eq!(server.shared.published.lock().unwrap().loops, 3);
+    server.stop();
+}

@@ -183,6 +183,8 @@ impl<H: Handler> Server<H> {
         let mut events = Events::with_capacity(1024);
         let mut ctx = Context::new(&mut self.core, &mut self.app.data);
         self.app.handler.on_start(&mut ctx);
+        // What on_start published to other loops must not wait for this loop's first event.
+        self.wake_loops();
         loop {
             let timeout = self.poll_timeout();
             if let Err(err) = self.poll.poll(&mut events, timeout) {
