@@ -426,7 +426,7 @@ fn a_full_mailbox_drops_deliveries_with_a_count_and_a_log_line() {
     assert_eq!((subscriber.loop_index, publisher.loop_index), (0, 1));
     // Block the subscriber's loop, then publish 10 messages from the other loop: its
     // mailbox takes 4, the other 6 are lost for it.
-    say(&mut subscriber, "sleep 600");
+    say(&mut subscriber, "sleep 1500");
     common::wait_until(IO_TIMEOUT, "the loop to block", || {
         server.shared.sleeping.load(Ordering::SeqCst)
     });
