@@ -39,6 +39,8 @@ pub enum SendError {
     /// A close code that may not be sent (RFC 6455 section 7.4: 1004-1006 and 1015 are
     /// reserved, codes outside 1000-4999 are not valid): nothing was sent.
     InvalidCloseCode(u16),
+    /// The loop holds the most application timers it can (16,777,215): none was set.
+    TooManyTimers,
 }
 
 impl std::fmt::Display for SendError {
@@ -48,6 +50,7 @@ impl std::fmt::Display for SendError {
             SendError::ControlTooLong => "control frame payload over 125 bytes",
             SendError::MailboxFull => "the connection's event loop has too many commands queued",
             SendError::InvalidCloseCode(_) => "this close code may not be sent (RFC 6455 7.4)",
+            SendError::TooManyTimers => "the loop holds the most timers it can",
         })
     }
 }

@@ -178,7 +178,10 @@ impl<'a, D> Context<'a, D> {
         // Loop time is whole milliseconds, truncated: one more keeps a timer from firing
         // before its delay has passed.
         let at = self.core.after(after).saturating_add(1);
-        Ok(self.core.timers.add(at, every, conn, tag))
+        self.core
+            .timers
+            .add(at, every, conn, tag)
+            .ok_or(SendError::TooManyTimers)
     }
 
     /// The browser's `readyState`; `Closed` for a connection that is gone.

@@ -115,7 +115,7 @@ impl Core {
             registry,
             conns: Slab::new(),
             pool: BufPool::default(),
-            timers: Timers::default(),
+            timers: Timers::new(loop_index),
             dirty: Vec::new(),
             ready: VecDeque::new(),
             failed: Vec::new(),

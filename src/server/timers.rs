@@ -10,6 +10,10 @@
 //! An application timer ([`Context::set_timeout`](super::Context::set_timeout)) is one heap
 //! entry plus one slot in a slab; clearing it frees the slot and leaves the heap entry to be
 //! skipped when it comes due.
+//!
+//! A heap entry is 16 bytes, time and key: every connection has one, so the key packs both
+//! kinds into one `u64`. A connection's key is its id with the loop field zeroed (every id in
+//! this heap is this loop's); a timer's key has 1 there.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -42,13 +46,20 @@ impl Default for Deadline {
 }
 
 /// What a heap entry is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {
     /// A connection's deadline.
     Conn(ConnId),
     /// An application timer.
     Timer(TimerId),
 }
+
+/// The loop field of a heap key (see the module docs): 0 for a connection, 1 for a timer.
+const KIND_SHIFT: u32 = 24;
+const KIND_MASK: u64 = 0xFF << KIND_SHIFT;
+const SLOT_MASK: u64 = (1 << KIND_SHIFT) - 1;
+/// Application timers one loop holds at most (the 24-bit slot of a heap key).
+pub(crate) const MAX_TIMERS: usize = SLOT_MASK as usize;
 
 /// Names an application timer, to clear it; never reused while the loop runs (until a
 /// 32-bit generation wraps around).
@@ -57,11 +68,12 @@ pub struct TimerId(u64);
 
 impl TimerId {
     fn new(index: usize, generation: u32) -> TimerId {
-        TimerId((u64::from(generation) << 32) | index as u64)
+        debug_assert!(index < MAX_TIMERS);
+        TimerId((u64::from(generation) << 32) | (1 << KIND_SHIFT) | index as u64)
     }
 
     fn index(self) -> usize {
-        (self.0 & 0xFFFF_FFFF) as usize
+        (self.0 & SLOT_MASK) as usize
     }
 
     fn generation(self) -> u32 {
@@ -101,31 +113,63 @@ struct AppTimer {
     tag: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Millis, Due)>>,
+    /// (when, key): see the module docs for the key.
+    heap: BinaryHeap<Reverse<(Millis, u64)>>,
     app: Slab<AppTimer>,
     next_generation: u32,
+    /// The loop whose connections' keys this heap holds.
+    loop_index: usize,
 }
 
 impl Timers {
+    pub(crate) fn new(loop_index: usize) -> Timers {
+        Timers {
+            heap: BinaryHeap::new(),
+            app: Slab::new(),
+            next_generation: 0,
+            loop_index,
+        }
+    }
+
+    fn key(due: Due) -> u64 {
+        match due {
+            Due::Conn(id) => id.as_u64() & !KIND_MASK,
+            Due::Timer(timer) => timer.0,
+        }
+    }
+
+    fn due(&self, key: u64) -> Due {
+        if key & KIND_MASK == 0 {
+            let index = (key & SLOT_MASK) as usize;
+            Due::Conn(ConnId::new(self.loop_index, index, (key >> 32) as u32))
+        } else {
+            Due::Timer(TimerId(key))
+        }
+    }
+
     /// Sets `deadline` to `at`, adding a heap entry only if `at` is earlier than the one it has.
     pub(crate) fn set(&mut self, id: ConnId, deadline: &mut Deadline, at: Millis) {
         deadline.at = at;
         if at < deadline.scheduled {
             deadline.scheduled = at;
-            self.heap.push(Reverse((at, Due::Conn(id))));
+            self.heap.push(Reverse((at, Timers::key(Due::Conn(id)))));
         }
     }
 
-    /// Schedules an application timer at `at`, again every `every` ms if given.
+    /// Schedules an application timer at `at`, again every `every` ms if given; `None` when
+    /// the loop holds [`MAX_TIMERS`] already.
     pub(crate) fn add(
         &mut self,
         at: Millis,
         every: Option<Millis>,
         conn: Option<ConnId>,
         tag: u64,
-    ) -> TimerId {
+    ) -> Option<TimerId> {
+        if self.app.vacant_key() >= MAX_TIMERS {
+            return None;
+        }
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
         let index = self.app.insert(AppTimer {
@@ -136,8 +180,8 @@ impl Timers {
             tag,
         });
         let id = TimerId::new(index, generation);
-        self.heap.push(Reverse((at, Due::Timer(id))));
-        id
+        self.heap.push(Reverse((at, Timers::key(Due::Timer(id)))));
+        Some(id)
     }
 
     /// Clears an application timer; false if it had fired (once) or was cleared already.
@@ -168,7 +212,8 @@ impl Timers {
             Some(every) => {
                 // A loop that fell behind skips the missed beats rather than firing a burst.
                 timer.at = (timer.at + every).max(now + 1);
-                self.heap.push(Reverse((timer.at, Due::Timer(id))));
+                self.heap
+                    .push(Reverse((timer.at, Timers::key(Due::Timer(id)))));
             }
             None => {
                 self.app.remove(id.index());
@@ -191,7 +236,10 @@ impl Timers {
     /// Pops the next entry due at `now`, with the time it was scheduled for.
     pub(crate) fn pop_due(&mut self, now: Millis) -> Option<(Millis, Due)> {
         match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(entry)| entry),
+            Some(Reverse((at, _))) if *at <= now => {
+                let Reverse((at, key)) = self.heap.pop()?;
+                Some((at, self.due(key)))
+            }
             _ => None,
         }
     }
@@ -213,7 +261,8 @@ impl Timers {
         }
         if deadline.scheduled == NEVER && deadline.at != NEVER {
             deadline.scheduled = deadline.at;
-            self.heap.push(Reverse((deadline.at, Due::Conn(id))));
+            self.heap
+                .push(Reverse((deadline.at, Timers::key(Due::Conn(id)))));
         }
         false
     }
@@ -230,8 +279,8 @@ mod tests {
 
     #[test]
     fn later_deadlines_cost_no_heap_entries() {
-        let mut timers = Timers::default();
-        let id = ConnId::new(0, 1, 1);
+        let mut timers = Timers::new(3);
+        let id = ConnId::new(3, 1, 1);
         let mut deadline = Deadline::default();
         timers.set(id, &mut deadline, 100);
         for at in 101..200 {
@@ -249,8 +298,8 @@ mod tests {
 
     #[test]
     fn earlier_deadline_wakes_earlier() {
-        let mut timers = Timers::default();
-        let id = ConnId::new(0, 1, 1);
+        let mut timers = Timers::new(3);
+        let id = ConnId::new(3, 1, 1);
         let mut deadline = Deadline::default();
         timers.set(id, &mut deadline, 1000);
         timers.set(id, &mut deadline, 10);
@@ -262,10 +311,10 @@ mod tests {
 
     #[test]
     fn app_timers_fire_once_or_repeat_and_can_be_cleared() {
-        let mut timers = Timers::default();
-        let once = timers.add(10, None, None, 1);
-        let every = timers.add(10, Some(5), None, 2);
-        let cleared = timers.add(10, None, None, 3);
+        let mut timers = Timers::new(3);
+        let once = timers.add(10, None, None, 1).unwrap();
+        let every = timers.add(10, Some(5), None, 2).unwrap();
+        let cleared = timers.add(10, None, None, 3).unwrap();
         assert!(timers.clear(cleared));
         assert!(!timers.clear(cleared), "cleared once");
         let mut fired = Vec::new();
@@ -287,5 +336,18 @@ mod tests {
         assert!(timers.clear(every));
         assert_eq!(timers.app_timers(), 0);
         assert!(!timers.clear(once), "a one-shot timer that fired is gone");
+    }
+
+    #[test]
+    fn heap_keys_tell_connections_from_timers_and_keep_the_loop() {
+        let mut timers = Timers::new(200);
+        let conn = ConnId::new(200, crate::server::token::MAX_INDEX - 1, u32::MAX);
+        let mut deadline = Deadline::default();
+        timers.set(conn, &mut deadline, 5);
+        let timer = timers.add(5, None, Some(conn), 9).unwrap();
+        let mut due = vec![timers.pop_due(5).unwrap().1, timers.pop_due(5).unwrap().1];
+        due.sort_by_key(|d| matches!(d, Due::Timer(_)));
+        assert_eq!(due, [Due::Conn(conn), Due::Timer(timer)]);
+        assert_eq!(std::mem::size_of::<Reverse<(Millis, u64)>>(), 16);
     }
 }
