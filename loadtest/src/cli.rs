@@ -81,6 +81,28 @@ pub enum Mode {
         #[arg(long, value_parser = parse_rate, default_value = "1000")]
         rate: f64,
     },
+    /// Compares runs: overlays the latency distributions of reports written by --json on
+    /// one latency-by-percentile chart (SVG), one line per run, labelled with its --label.
+    ///
+    /// The horizontal axis is the percentile on a log scale of 1/(1 - percentile) (0%, 90%,
+    /// 99%, 99.9%...), as in HdrHistogram's plotter. Each report's distribution is its
+    /// `latency_distribution`: round trips (echo, latency), deliveries (broadcast) or
+    /// handshakes (connect, idle).
+    Plot(PlotArgs),
+}
+
+/// The options of `plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Reports written by --json, one line each on the chart.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Where to write the chart (SVG).
+    #[arg(long, short = 'o', value_name = "CHART.svg")]
+    pub out: PathBuf,
+    /// The chart's title (default: what the distributions measure).
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// Options every mode takes.
@@ -123,6 +145,22 @@ pub struct Common {
     /// No live line each second.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Write the live line as JSON Lines on stdout instead of text on stderr: one object a
+    /// second, before the final report.
+    ///
+    /// Fields: elapsed_s (seconds since the start), mode, label (--label), open
+    /// (connections open), interval_s (seconds since the previous line), sent and received
+    /// (data messages in that interval; received counts echoes or deliveries), sent_per_sec
+    /// and received_per_sec (the same per second), sent_total and received_total (since the
+    /// start, warm-up included), errors (every kind, so far), latency_count (latencies
+    /// measured so far, after the warm-up), p50_us and p99_us (their percentiles in
+    /// microseconds, null while there are none and in connect and idle modes).
+    #[arg(long, conflicts_with = "quiet")]
+    pub live_json: bool,
+    /// The run's name in the JSON report and the live JSON lines, and its legend in
+    /// `wsloop-load plot` (default: the mode and URL, e.g. "echo ws://127.0.0.1:9001/").
+    #[arg(long)]
+    pub label: Option<String>,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -211,6 +249,10 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct Outputs {
     pub quiet: bool,
+    /// The live line as JSON Lines on stdout.
+    pub live_json: bool,
+    /// The run's name in the JSON report and the live lines.
+    pub label: String,
     pub json: Option<PathBuf>,
     pub hgrm: Option<PathBuf>,
     pub plot: Option<PathBuf>,
@@ -257,6 +299,7 @@ impl Cli {
                 (messages, publishers, rate) = (Some(m), p, Some(r));
                 (ModeKind::Broadcast, common)
             }
+            Mode::Plot(_) => return Err("plot compares reports; it runs no load".into()),
         };
         let target = Target::parse(&common.url, common.allow_remote)?;
         if common.connections == 0 || common.threads == 0 {
@@ -308,8 +351,13 @@ impl Cli {
             max_messages,
             ping_interval,
         };
+        let label = common
+            .label
+            .unwrap_or_else(|| format!("{} {}", mode.name(), plan.target.url()));
         let outputs = Outputs {
             quiet: common.quiet,
+            live_json: common.live_json,
+            label,
             json: common.json,
             hgrm: common.hgrm,
             plot: common.plot,
@@ -359,5 +407,32 @@ mod tests {
         assert!(plan("broadcast --publishers 11 -c 10").is_err());
         assert!(plan("connect -c 0").is_err());
         assert!(plan("echo --size 3parsecs").is_err());
+        assert!(plan("echo --live-json --quiet").is_err());
+    }
+
+    fn outputs(args: &str) -> Outputs {
+        let argv = std::iter::once("wsloop-load").chain(args.split_whitespace());
+        Cli::try_parse_from(argv).unwrap().plan().unwrap().1
+    }
+
+    #[test]
+    fn label_defaults_to_mode_and_url() {
+        let o = outputs("latency --url ws://127.0.0.1:9001/x --live-json");
+        assert_eq!(o.label, "latency ws://127.0.0.1:9001/x");
+        assert!(o.live_json && !o.quiet);
+        assert_eq!(outputs("connect --label before").label, "before");
+    }
+
+    #[test]
+    fn plot_takes_reports_and_an_output() {
+        let argv = ["wsloop-load", "plot", "a.json", "b.json", "--out", "c.svg"];
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Mode::Plot(args) = cli.mode else {
+            panic!("not plot: {cli:?}")
+        };
+        assert_eq!(args.reports, [PathBuf::from("a.json"), "b.json".into()]);
+        assert_eq!((args.out, args.title), ("c.svg".into(), None));
+        assert!(Cli::try_parse_from(["wsloop-load", "plot", "--out", "c.svg"]).is_err());
+        assert!(Cli::try_parse_from(["wsloop-load", "plot", "a.json"]).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! wsloop-load: a WebSocket load generator. See `wsloop-load --help` and BENCHMARKS.md.
+//! `wsloop-load plot` compares runs from their --json reports.
 
 mod cli;
 mod client;
+mod compare;
 mod hgrm;
 mod live;
 mod payload;
@@ -23,8 +25,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let plan = cli::Cli::parse().plan();
-    let result = plan.and_then(|(plan, outputs)| run::run(plan, outputs));
+    let result = match cli::Cli::parse().mode {
+        cli::Mode::Plot(args) => compare::run(&args),
+        mode => cli::Cli { mode }
+            .plan()
+            .and_then(|(plan, outputs)| run::run(plan, outputs)),
+    };
     match result {
         Ok(code) => code,
         Err(message) => {

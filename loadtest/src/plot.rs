@@ -14,14 +14,43 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
-const COLORS: [&str; 3] = ["#1f77b4", "#d62728", "#2ca02c"];
+/// One colour per line, cycling after ten (the first three as a single run's chart had them).
+const COLORS: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
 
 /// Draws one line per `(label, histogram)` (microseconds) under `title`.
 pub fn svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
-    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+    let spectra: Vec<(&str, Vec<(f64, u64)>)> = series
         .iter()
         .filter(|(_, h)| !h.is_empty())
-        .map(|(label, h)| (*label, points(h)))
+        .map(|(label, h)| (*label, spectrum(h)))
+        .collect();
+    let spectra: Vec<(&str, &[(f64, u64)])> = spectra
+        .iter()
+        .map(|(label, pts)| (*label, pts.as_slice()))
+        .collect();
+    svg_spectra(title, &spectra)
+}
+
+/// `(quantile, value)` at HdrHistogram's percentile steps (as in .hgrm output): ever closer
+/// steps towards 100%, which is the last one, at the maximum.
+pub fn spectrum(histogram: &Histogram<u64>) -> Vec<(f64, u64)> {
+    histogram
+        .iter_quantiles(TICKS_PER_HALF_DISTANCE)
+        .map(|step| (step.quantile_iterated_to(), step.value_iterated_to()))
+        .collect()
+}
+
+/// Draws one line per `(label, spectrum)` under `title`: each spectrum is `(quantile,
+/// microseconds)` pairs in rising order, as [`spectrum`] gives them. Empty spectra are left
+/// out.
+pub fn svg_spectra(title: &str, series: &[(&str, &[(f64, u64)])]) -> String {
+    let series: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .filter(|(_, spectrum)| !spectrum.is_empty())
+        .map(|(label, spectrum)| (*label, points(spectrum)))
         .collect();
     // Nines shown: at least to 99.99%, more if the data reaches further.
     let nines = series
@@ -91,17 +120,36 @@ pub fn svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
         r#"<text transform="translate(20 {:.1}) rotate(-90)" text-anchor="middle">Latency ({unit})</text>"#,
         TOP + plot_h / 2.0
     );
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (i, (_, pts)) in series.iter().enumerate() {
         let path: Vec<String> = pts
             .iter()
             .map(|&(nx, v)| format!("{:.1},{:.1}", x(nx.min(nines)), y(v)))
             .collect();
         let _ = writeln!(
             out,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            COLORS[i % COLORS.len()],
             path.join(" ")
         );
+    }
+    // The legend over every line, on a backdrop so that no line hides a label.
+    if !series.is_empty() {
+        let longest = series
+            .iter()
+            .map(|(label, _)| label.chars().count())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white" fill-opacity="0.8"/>"#,
+            LEFT + 6.0,
+            TOP + 6.0,
+            (42.0 + 7.0 * longest as f64).min(plot_w - 12.0),
+            18.0 * series.len() as f64 + 4.0
+        );
+    }
+    for (i, (label, _)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
         let ly = TOP + 18.0 * (i as f64 + 1.0);
         let _ = writeln!(
             out,
@@ -119,11 +167,10 @@ pub fn svg(title: &str, series: &[(&str, &Histogram<u64>)]) -> String {
 
 /// `(nines, value)` pairs: `nines = log10(1 / (1 - percentile))`. The 100% point, at
 /// infinity, is drawn at the last percentile step's position.
-fn points(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+fn points(spectrum: &[(f64, u64)]) -> Vec<(f64, f64)> {
     let mut pts: Vec<(f64, f64)> = Vec::new();
-    for step in histogram.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
-        let q = step.quantile_iterated_to();
-        let value = step.value_iterated_to() as f64;
+    for &(q, value) in spectrum {
+        let value = value as f64;
         let nx = if q < 1.0 {
             (1.0 / (1.0 - q)).log10()
         } else {
@@ -198,5 +245,27 @@ mod tests {
             svg.contains("Latency (ms)"),
             "20 ms at the top switches to ms"
         );
+        // The same drawing from the spectra alone, as `plot` draws saved reports.
+        let (sa, sb) = (spectrum(&a), spectrum(&b));
+        assert_eq!(sa.last(), Some(&(1.0, a.max())));
+        let again = svg_spectra("echo <test>", &[("corrected", &sa), ("uncorrected", &sb)]);
+        assert_eq!(again, svg);
+    }
+
+    #[test]
+    fn colours_every_line_of_many() {
+        let spectra: Vec<Vec<(f64, u64)>> = (1..=12u64)
+            .map(|i| vec![(0.0, i), (0.9, 10 * i), (0.99, 20 * i), (1.0, 30 * i)])
+            .collect();
+        let labels: Vec<String> = (1..=12).map(|i| format!("run {i}")).collect();
+        let series: Vec<(&str, &[(f64, u64)])> = labels
+            .iter()
+            .zip(&spectra)
+            .map(|(label, s)| (label.as_str(), s.as_slice()))
+            .collect();
+        let svg = svg_spectra("many", &series);
+        assert_eq!(svg.matches("<polyline").count(), 12);
+        assert!(svg.contains(">run 12</text>"));
+        assert!(svg.contains(r##"stroke="#17becf""##));
     }
 }

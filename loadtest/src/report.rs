@@ -6,9 +6,10 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{ModeKind, Plan};
+use crate::plot;
 use crate::stats::{ErrorKind, Percentiles, Stats};
 use crate::units::{format_bytes, format_count, format_micros};
 
@@ -17,6 +18,8 @@ use crate::units::{format_bytes, format_count, format_micros};
 pub struct Report {
     pub mode: &'static str,
     pub url: String,
+    /// The run's name (--label; by default the mode and URL), the legend in `plot`.
+    pub label: String,
     pub connections: u64,
     pub threads: usize,
     pub duration_s: f64,
@@ -47,6 +50,10 @@ pub struct Report {
     /// Open loop and publishing: how late messages left against their schedule.
     pub send_lag_us: Option<Percentiles>,
     pub handshake_us: Option<Percentiles>,
+    /// The distribution --hgrm and --plot show (round trips, deliveries or, in connect and
+    /// idle modes, handshakes) at its percentile steps, for `wsloop-load plot`; `None` when
+    /// nothing was measured.
+    pub latency_distribution: Option<Distribution>,
     /// Connect mode: successful handshakes per second over the ramp.
     pub handshakes_per_sec: Option<f64>,
     /// Broadcast: messages published and deliveries received.
@@ -64,6 +71,55 @@ pub struct Report {
     pub generator: Generator,
     /// What makes the figures doubtful, e.g. a broadcast path that does not fan out.
     pub warnings: Vec<String>,
+}
+
+/// A latency distribution as the percentile spectrum: enough to draw it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// What was timed: "round-trip latency", "delivery latency" or "handshake".
+    pub of: String,
+    /// The values at HdrHistogram's percentile steps (five per halving of the distance to
+    /// 100%, as in .hgrm output), rising; the last is the maximum, at quantile 1.
+    pub points: Vec<SpectrumPoint>,
+}
+
+/// One step of a [`Distribution`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumPoint {
+    /// The fraction of values at or below `value_us` (0.999 is the 99.9th percentile).
+    pub quantile: f64,
+    pub value_us: u64,
+}
+
+impl Distribution {
+    /// The spectrum of `histogram` (microseconds); `None` when it is empty.
+    pub fn of(what: &str, histogram: &Histogram<u64>) -> Option<Distribution> {
+        (!histogram.is_empty()).then(|| Distribution {
+            of: what.to_string(),
+            points: plot::spectrum(histogram)
+                .into_iter()
+                .map(|(quantile, value_us)| SpectrumPoint { quantile, value_us })
+                .collect(),
+        })
+    }
+
+    /// `(quantile, microseconds)` pairs, as [`plot::svg_spectra`] draws them.
+    pub fn pairs(&self) -> Vec<(f64, u64)> {
+        self.points
+            .iter()
+            .map(|p| (p.quantile, p.value_us))
+            .collect()
+    }
+}
+
+/// The distribution a mode is judged by, and what it times: handshakes in connect and idle
+/// modes, message latency in the others.
+pub fn main_distribution(mode: ModeKind, stats: &Stats) -> (&Histogram<u64>, &'static str) {
+    match mode {
+        ModeKind::Connect | ModeKind::Idle => (&stats.handshake, "handshake"),
+        ModeKind::Broadcast => (&stats.latency, "delivery latency"),
+        ModeKind::Echo | ModeKind::Latency => (&stats.latency, "round-trip latency"),
+    }
 }
 
 /// Idle mode's memory and liveness figures.
@@ -109,6 +165,8 @@ pub struct Generator {
 
 /// Inputs to the report beyond the merged statistics.
 pub struct Context {
+    /// The run's name (--label, or its default).
+    pub label: String,
     pub open_file_limit: u64,
     pub elapsed: Duration,
     pub cpu: (Duration, Duration),
@@ -186,7 +244,8 @@ impl Report {
             .collect();
         Report {
             mode: mode.name(),
-            url: format!("ws://{}{}", plan.target.host, plan.target.path),
+            url: plan.target.url(),
+            label: ctx.label.clone(),
             connections: plan.connections,
             threads: plan.threads,
             duration_s: plan.duration.as_secs_f64(),
@@ -218,6 +277,10 @@ impl Report {
                 .then(|| percentiles(&stats.send_lag))
                 .flatten(),
             handshake_us: percentiles(&stats.handshake),
+            latency_distribution: {
+                let (histogram, what) = main_distribution(mode, stats);
+                Distribution::of(what, histogram)
+            },
             // Connect mode's "sending time" is the ramp: until every handshake had ended.
             handshakes_per_sec: (mode == ModeKind::Connect && !stats.sending_time.is_zero())
                 .then(|| stats.opened as f64 / stats.sending_time.as_secs_f64()),

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::cli::{ModeKind, Outputs, Plan};
+use crate::cli::{Outputs, Plan};
 use crate::live::Live;
-use crate::report::{Context, Report};
+use crate::report::{main_distribution, Context, Report};
 use crate::stamp::Clock;
 use crate::stats::Stats;
 use crate::units::{format_bytes, format_count};
@@ -62,7 +62,7 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
     drop(ticks);
 
     let mut rss_after = None;
-    let mut live = Live::new(plan.threads);
+    let mut live = Live::new(plan.threads, plan.mode.name(), outputs.label.clone());
     // A little after each second, so that the workers' ticks for it have arrived.
     let mut next_line = shared.start + Duration::from_millis(1050);
     let mut last_line = shared.start;
@@ -89,7 +89,12 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
         let now = Instant::now();
         if now >= next_line {
             if !outputs.quiet {
-                eprintln!("{}", live.line(now - shared.start, now - last_line));
+                let sample = live.sample(now - shared.start, now - last_line);
+                if outputs.live_json {
+                    println!("{}", sample.json());
+                } else {
+                    eprintln!("{}", sample.text());
+                }
             }
             last_line = now;
             next_line += Duration::from_secs(1);
@@ -117,6 +122,7 @@ pub fn run(plan: Plan, outputs: Outputs) -> Result<ExitCode, String> {
         &plan,
         &stats,
         &Context {
+            label: outputs.label.clone(),
             open_file_limit: limit,
             elapsed,
             cpu: (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1),
@@ -148,11 +154,7 @@ fn write_files(
         write(path, json + "\n")?;
     }
     // Connect and idle modes measure handshakes; the others message latency.
-    let (histogram, what) = match plan.mode {
-        ModeKind::Connect | ModeKind::Idle => (&stats.handshake, "handshake"),
-        ModeKind::Broadcast => (&stats.latency, "delivery latency"),
-        ModeKind::Echo | ModeKind::Latency => (&stats.latency, "round-trip latency"),
-    };
+    let (histogram, what) = main_distribution(plan.mode, stats);
     if let Some(path) = &outputs.hgrm {
         write(path, hgrm::format(histogram))?;
     }

@@ -14,6 +14,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The URL as the reports show it: `ws://host:port/path`.
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.host, self.path)
+    }
+
     /// Parses and resolves `url`. A target off loopback is refused without `allow_remote`: a
     /// load generator pointed at the wrong address is a denial-of-service tool.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, String> {

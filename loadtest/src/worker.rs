@@ -53,6 +53,8 @@ pub struct Shared {
 pub struct Tick {
     pub thread: usize,
     pub open: u64,
+    /// Data messages sent and received so far (warm-up included).
+    pub sent: u64,
     pub received: u64,
     pub errors: u64,
     /// The latencies measured so far (inside the window).
@@ -442,6 +444,7 @@ impl Worker {
         let _ = self.ticks.send(Tick {
             thread: self.thread,
             open,
+            sent: self.load.stats.sent,
             received: self.load.stats.received,
             errors: self.load.stats.error_count(),
             latency,

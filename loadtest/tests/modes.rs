@@ -361,6 +361,10 @@ fn connect_reports_every_handshake() {
     assert_eq!(run.u64("connections_opened"), 300);
     assert_eq!(run.report["handshake_us"]["count"].as_u64(), Some(300));
     run.percentiles("handshake_us");
+    // Connect mode's distribution, for `plot`, is the handshakes'.
+    let distribution = &run.report["latency_distribution"];
+    assert_eq!(distribution["of"], "handshake");
+    assert_eq!(run.report["label"], format!("connect {url}"));
     let rate = run.f64("handshakes_per_sec");
     assert!(rate > 100.0 && rate < 3300.0, "ramp at 3000/s gave {rate}");
 }
@@ -688,4 +692,214 @@ fn a_wrong_accept_key_fails_the_handshake() {
         run.report
     );
     assert_eq!(run.u64("connections_opened"), 0);
+}
+
+/// The live line's JSON fields (`--live-json`).
+const LIVE_FIELDS: [&str; 15] = [
+    "elapsed_s",
+    "mode",
+    "label",
+    "open",
+    "interval_s",
+    "sent",
+    "received",
+    "sent_per_sec",
+    "received_per_sec",
+    "sent_total",
+    "received_total",
+    "errors",
+    "latency_count",
+    "p50_us",
+    "p99_us",
+];
+
+#[test]
+fn live_json_writes_one_object_a_second_on_stdout() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "5",
+        "-d",
+        "2100ms",
+        "--warmup",
+        "200ms",
+        "--live-json",
+        "--label",
+        "live \"test\"",
+    ];
+    let run = run_with("live-json", &args, false);
+    assert_clean(&run);
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert!(
+        !stderr.contains(" msg/s  errors "),
+        "no text line: {stderr}"
+    );
+    // Every JSON line parses; the final report for people follows them as before.
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "two seconds, two lines: {stdout}");
+    assert!(stdout.contains(&format!("wsloop-load echo {url}: 5 connections")));
+    for line in &lines {
+        for field in LIVE_FIELDS {
+            assert!(line.get(field).is_some(), "{field} missing in {line}");
+        }
+        assert_eq!(line["mode"], "echo");
+        assert_eq!(line["label"], "live \"test\"");
+        assert!(line["elapsed_s"].as_f64().unwrap() >= 1.0, "{line}");
+        let (sent, total) = (line["sent"].as_u64(), line["sent_total"].as_u64());
+        assert!(sent <= total, "{line}");
+    }
+    let elapsed: Vec<f64> = lines
+        .iter()
+        .map(|l| l["elapsed_s"].as_f64().unwrap())
+        .collect();
+    assert!(elapsed.windows(2).all(|w| w[0] < w[1]), "{elapsed:?}");
+    // By the second line every connection is open, messages flow and latencies are in.
+    let second = &lines[1];
+    assert_eq!(second["open"], 5, "{second}");
+    assert_eq!(second["errors"], 0, "{second}");
+    assert!(second["received"].as_u64().unwrap() > 0, "{second}");
+    assert!(
+        second["received_per_sec"].as_f64().unwrap() > 0.0,
+        "{second}"
+    );
+    let (p50, p99) = (second["p50_us"].as_u64(), second["p99_us"].as_u64());
+    assert!(p50.is_some() && p50 <= p99, "{second}");
+    // The totals add up to the final report's, as of that second.
+    let last = lines.last().unwrap();
+    assert!(last["sent_total"].as_u64().unwrap() <= run.u64("messages_sent"));
+    assert_eq!(run.report["label"], "live \"test\"");
+}
+
+#[test]
+fn idle_live_json_has_no_latency() {
+    // Connect mode ends with its ramp, before the first line; idle mode holds for -d.
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let args = [
+        "idle",
+        "--url",
+        &url,
+        "-c",
+        "5",
+        "-d",
+        "1100ms",
+        "--live-json",
+    ];
+    let run = run_with("live-json-idle", &args, false);
+    assert_clean(&run);
+    let stdout = String::from_utf8_lossy(&run.output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line: {stdout}"));
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["mode"], "idle");
+    assert_eq!(line["label"], format!("idle {url}"));
+    assert_eq!(line["open"], 5, "{line}");
+    assert_eq!(line["p50_us"], Value::Null, "{line}");
+    assert_eq!(line["sent_total"], 0, "{line}");
+}
+
+/// Runs `wsloop-load plot` with `args` in `dir`.
+fn plot(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
+        .arg("plot")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run wsloop-load plot")
+}
+
+#[test]
+fn plot_overlays_runs_from_their_reports() {
+    let server = TestServer::start(wsloop::Echo);
+    let url = server.url("/");
+    let echo = |name: &str, depth: &str, label: &str| {
+        let args = [
+            "echo", "--url", &url, "-c", "4", "-d", "700ms", "--warmup", "100ms", "--depth", depth,
+            "--label", label,
+        ];
+        run(name, &args)
+    };
+    let shallow = echo("plot-a", "1", "depth <1>");
+    let deep = echo("plot-b", "16", "depth 16");
+    for run in [&shallow, &deep] {
+        assert_clean(run);
+        let distribution = &run.report["latency_distribution"];
+        assert_eq!(distribution["of"], "round-trip latency");
+        let points = distribution["points"].as_array().unwrap();
+        assert!(points.len() > 10, "{distribution}");
+        let last = points.last().unwrap();
+        assert_eq!(last["quantile"], 1.0);
+        assert_eq!(last["value_us"], run.report["latency_us"]["max"]);
+    }
+    let dir = shallow.dir.clone();
+    let a = dir.join("report.json");
+    let b = deep.dir.join("report.json");
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let output = plot(
+        &dir,
+        &[a, b, "--out", "chart.svg", "--title", "depth 1 vs 16"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains(">depth &lt;1&gt;</text>"), "{svg}");
+    assert!(svg.contains(">depth 16</text>"), "{svg}");
+    assert!(svg.contains(">depth 1 vs 16</text>"), "{svg}");
+    assert_eq!(svg.matches("<polyline").count(), 2, "one line per run");
+    for tick in ["0%", "90%", "99%", "99.9%", "99.99%"] {
+        assert!(
+            svg.contains(&format!(">{tick}</text>")),
+            "{tick} tick: {svg}"
+        );
+    }
+
+    // The same label twice: told apart by file, under the default title.
+    let output = plot(&dir, &[a, a, "-o", "same.svg"]);
+    assert!(output.status.success());
+    let svg = std::fs::read_to_string(dir.join("same.svg")).unwrap();
+    assert!(
+        svg.contains(&format!(">depth &lt;1&gt; ({a})</text>")),
+        "{svg}"
+    );
+    assert!(svg.contains(">wsloop-load: round-trip latency by percentile</text>"));
+
+    // A missing file, a report without a distribution (a connect run that opened nothing)
+    // and one from before distributions were written: each an error naming the file.
+    let mut report = shallow.report.clone();
+    report["mode"] = "connect".into();
+    report["latency_distribution"] = Value::Null;
+    std::fs::write(dir.join("empty.json"), report.to_string()).unwrap();
+    report
+        .as_object_mut()
+        .unwrap()
+        .remove("latency_distribution");
+    std::fs::write(dir.join("old.json"), report.to_string()).unwrap();
+    std::fs::write(dir.join("junk.json"), "not json").unwrap();
+    for (file, says) in [
+        ("missing.json", "cannot read missing.json"),
+        ("empty.json", "empty.json has no latency distribution"),
+        ("old.json", "old.json has no latency distribution"),
+        ("junk.json", "junk.json is not a wsloop-load --json report"),
+    ] {
+        let output = plot(&dir, &[a, file, "--out", "bad.svg"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(says), "{file}: {stderr}");
+    }
+    assert!(!dir.join("bad.svg").exists(), "no chart from a bad report");
 }
