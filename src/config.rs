@@ -97,8 +97,11 @@ impl Config {
                 ));
             }
         }
-        if self.max_connections == 0 || self.mailbox_capacity == 0 {
-            return Err("max_connections and mailbox_capacity must be at least 1".into());
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.mailbox_capacity == 0 {
+            return Err("mailbox_capacity must be at least 1".into());
         }
         Ok(())
     }

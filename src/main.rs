@@ -91,18 +91,20 @@ struct Args {
 }
 
 impl Args {
-    /// Checks what clap cannot see flag by flag; exits with a usage error (code 2) as clap does.
+    /// Checks what clap cannot see flag by flag, with the library's own rules
+    /// ([`Config::validate`]); exits with a usage error (code 2) as clap does, naming flags.
     fn validate(&self) {
-        if self.backpressure_limit > self.max_buffered {
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
+        if let Err(reason) = self.config(unbound).validate() {
+            let reason = [
+                ("backpressure_limit", "--backpressure-limit"),
+                ("max_buffered", "--max-buffered"),
+                ("max_connections", "--max-connections"),
+            ]
+            .iter()
+            .fold(reason, |text, (field, flag)| text.replace(field, flag));
             Args::command()
-                .error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!(
-                        "--backpressure-limit ({} bytes) must not be above --max-buffered ({} \
-                         bytes): a connection would drop sends before it stopped being read",
-                        self.backpressure_limit, self.max_buffered
-                    ),
-                )
+                .error(clap::error::ErrorKind::ArgumentConflict, reason)
                 .exit();
         }
     }

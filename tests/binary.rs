@@ -77,7 +77,7 @@ fn binary_with_four_loops_runs_rooms_across_them_and_closes_all_on_sigterm() {
 
 #[test]
 fn binary_runs_one_loop_per_allowed_cpu_by_default() {
-    // Pinned to one CPU, the default is one loop (as nginx's `worker_processes auto`).
+    // Pinned to one CPU, the default is one loop: one per CPU the process may run on.
     let child = Command::new("taskset")
         .args(["-c", "0", BIN, "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())

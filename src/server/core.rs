@@ -401,13 +401,16 @@ impl Core {
         payload: &[u8],
         exclude: Option<ConnId>,
     ) -> Published {
-        let local = self.topics.find(topic).is_some();
+        let local = self.topics.find(topic);
         let others = self.hub.interested(topic, Some(self.loop_index));
-        if !local && others.is_empty() {
+        if local.is_none() && others.is_empty() {
             return Published::default();
         }
         let frame = shared_frame(opcode, payload);
-        let mut report = self.deliver(topic, &frame, exclude);
+        let mut report = match local {
+            Some(topic_id) => self.deliver_to(topic_id, topic, &frame, exclude),
+            None => Published::default(),
+        };
         if !others.is_empty() {
             let (took, refused) = self.hub.forward(others, topic, &frame, exclude);
             for index in took.iter() {
@@ -431,10 +434,21 @@ impl Core {
         frame: &SharedFrame,
         exclude: Option<ConnId>,
     ) -> Published {
+        match self.topics.find(topic) {
+            Some(topic_id) => self.deliver_to(topic_id, topic, frame, exclude),
+            None => Published::default(),
+        }
+    }
+
+    /// [`deliver`](Core::deliver) for a topic already looked up.
+    fn deliver_to(
+        &mut self,
+        topic_id: usize,
+        topic: &str,
+        frame: &SharedFrame,
+        exclude: Option<ConnId>,
+    ) -> Published {
         let mut report = Published::default();
-        let Some(topic_id) = self.topics.find(topic) else {
-            return report;
-        };
         let close_at = self.after(self.config.close_timeout);
         let Core {
             config,

@@ -109,7 +109,12 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
         } if (400..=599).contains(&status) => {
             let mut out = Vec::new();
             let mut headers = headers;
-            headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+            if !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+            }
             write_http_response(&mut out, status, &headers, body.as_bytes(), true);
             respond_raw(core, id, &out);
             return;
