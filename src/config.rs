@@ -62,6 +62,11 @@ pub struct Config {
     /// other loops and threads, connections handed over); past it, see
     /// [`Published::loops_full`](crate::Published) and [`RemoteError::Full`](crate::RemoteError).
     pub mailbox_capacity: usize,
+    /// Log a line per connection when it ends (peer, path, status, subprotocol, duration,
+    /// messages and bytes each way, close code, who closed) at `info` under the target
+    /// `wsloop::access`. Off by default: at high churn a line per connection is most of
+    /// the log, and each connection then keeps a ~100-byte record.
+    pub access_log: bool,
 }
 
 /// How the loops of a [`Cluster`](crate::Cluster) share the listening port. With one loop
@@ -139,6 +144,7 @@ impl Default for Config {
             accept: Accept::Balanced,
             backlog: 1024,
             mailbox_capacity: 64 * 1024,
+            access_log: false,
         }
     }
 }

@@ -28,6 +28,8 @@ const _: () = assert!(usize::BITS >= 64, "wsloop needs a 64-bit target");
 
 mod config;
 mod handler;
+pub mod metrics;
+pub mod page;
 pub mod proto;
 pub mod rooms;
 mod server;
@@ -35,10 +37,11 @@ pub mod units;
 
 pub use config::{Accept, Config, SlowSubscriber};
 pub use handler::{Echo, Error, Handler, Message, OwnedMessage, Response, Upgrade};
+pub use metrics::Metrics;
 pub use proto::{CloseCode, ReadyState, Request, SendError};
 pub use server::{
     available_cores, Cluster, ConnId, Context, Published, Remote, RemoteError, SendStatus, Server,
-    ShutdownHandle, Timer, TimerId, MAX_LOOPS,
+    ShutdownHandle, Timer, TimerId, ACCESS_LOG_TARGET, MAX_LOOPS,
 };
 
 // The README's examples are compiled as doc tests.

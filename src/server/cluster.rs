@@ -127,6 +127,11 @@ impl<H: Handler + Send + 'static> Cluster<H> {
         Remote::new(self.hub.clone())
     }
 
+    /// The figures of every loop, for `/metrics` or a dashboard.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(self.hub.clone())
+    }
+
     /// Runs every loop on a thread of its own (`wsloop-loop-N`) and returns when all have
     /// stopped. If one fails, the others are shut down and its error is returned.
     pub fn run(self) -> io::Result<()> {

@@ -1,5 +1,7 @@
 //! One connection's state as the reactor keeps it.
 
+use std::time::Instant;
+
 use mio::net::TcpStream;
 use slab::Slab;
 
@@ -15,7 +17,8 @@ use crate::proto::{ReadyState, Session};
 pub(crate) enum Stage {
     /// Reading the opening handshake. `request` holds its bytes only while it is split over
     /// several reads; a request that arrives in one read is parsed where it landed.
-    Handshake { request: Vec<u8> },
+    /// `accepted` times the handshake (no larger than the `Open` variant, so free).
+    Handshake { request: Vec<u8>, accepted: Instant },
     /// The WebSocket protocol runs: OPEN, or CLOSING while a close frame is awaited.
     Open(Session),
     /// The last bytes (an HTTP answer, a final close frame) are going out; after them the
@@ -78,6 +81,7 @@ impl Conn {
             generation,
             stage: Stage::Handshake {
                 request: Vec::new(),
+                accepted: Instant::now(),
             },
             out: OutQueue::default(),
             deadline: Deadline::default(),

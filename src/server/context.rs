@@ -255,4 +255,9 @@ impl<'a, D> Context<'a, D> {
     pub fn loop_index(&self) -> usize {
         self.core.loop_index
     }
+
+    /// The figures of every loop of this server, for `/metrics` or a dashboard.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(self.core.hub.clone())
+    }
 }

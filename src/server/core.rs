@@ -8,10 +8,12 @@ use std::sync::Arc;
 use mio::{Interest, Registry};
 use slab::Slab;
 
+use super::access::{AccessLog, Closer};
 use super::command::Command;
 use super::conn::{lookup, Conn, Stage};
 use super::hub::{Hub, LoopSet, PostError};
 use super::outbound::{shared_frame, BufPool, SharedFrame};
+use super::stats::{self, LoopStats};
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
 use super::topics::{Left, Topics};
@@ -101,6 +103,10 @@ pub(crate) struct Core {
     pub(crate) loop_index: usize,
     /// Loops this one posted commands to in this turn, woken once each at its end.
     pub(crate) wake: LoopSet,
+    /// What this loop counts about itself (it is the only writer).
+    pub(crate) stats: Arc<LoopStats>,
+    /// Per-connection records for the access log, when it is on.
+    pub(crate) access: Option<AccessLog>,
 }
 
 impl Core {
@@ -111,6 +117,7 @@ impl Core {
         loop_index: usize,
     ) -> Core {
         Core {
+            access: config.access_log.then(AccessLog::default),
             config,
             registry,
             conns: Slab::new(),
@@ -127,6 +134,7 @@ impl Core {
             publish_dropped: Vec::new(),
             compressed: Vec::new(),
             zlib: SharedStreams::default(),
+            stats: hub.stats(loop_index).clone(),
             hub,
             loop_index,
             wake: LoopSet::default(),
@@ -266,7 +274,14 @@ impl Core {
         // leave the client's inflater out of step with every later message (RFC 7692 7.2.3).
         session.check_sendable(opcode, payload.len())?;
         if conn.out.len() > max_buffered {
+            self.stats.send_drops.inc();
             return Ok(SendStatus::Dropped);
+        }
+        self.stats
+            .sent
+            .record(stats::opcode_slot(opcode), payload.len());
+        if let Some(log) = &mut self.access {
+            log.sent(id.index(), payload.len());
         }
         // "An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames"
         // (RFC 7692 section 6.1); small messages are not worth compressing.
@@ -306,7 +321,10 @@ impl Core {
         let over = conn.out.len() > limit;
         if over {
             conn.owe_drain = true;
-            conn.read_paused = true;
+            if !conn.read_paused {
+                conn.read_paused = true;
+                self.stats.backpressure_pauses.inc();
+            }
         }
         if !conn.out.is_empty() {
             self.mark_dirty(id);
@@ -370,12 +388,18 @@ impl Core {
     }
 
     /// Marks the connection as no longer open for the handler: it leaves its topics, and
-    /// returns whether `on_close` is still owed (it was opened and not reported yet).
-    pub(crate) fn take_close_report(&mut self, id: ConnId) -> bool {
+    /// returns whether `on_close` is still owed (it was opened and not reported yet); if so,
+    /// the close is counted under `code`, the code `on_close` is about to report.
+    pub(crate) fn take_close_report(&mut self, id: ConnId, code: CloseCode) -> bool {
         self.unsubscribe_all(id);
         match self.get_mut(id) {
             Some(conn) if conn.opened && !conn.close_reported => {
                 conn.close_reported = true;
+                self.stats.closed.inc();
+                self.stats.closes[stats::close_slot(code)].inc();
+                if let Some(log) = &mut self.access {
+                    log.closed(id.index(), code);
+                }
                 true
             }
             _ => false,
@@ -403,6 +427,7 @@ impl Core {
     ) -> Published {
         let local = self.topics.find(topic);
         let others = self.hub.interested(topic, Some(self.loop_index));
+        self.stats.publishes.inc();
         if local.is_none() && others.is_empty() {
             return Published::default();
         }
@@ -458,8 +483,11 @@ impl Core {
             topics,
             dirty,
             publish_dropped,
+            stats,
+            access,
             ..
         } = self;
+        let (opcode, len) = frame_kind(frame);
         for &id in topics.subscribers(topic_id) {
             if Some(id) == exclude {
                 continue;
@@ -477,23 +505,45 @@ impl Core {
                 match config.slow_subscriber {
                     SlowSubscriber::Drop => {
                         report.dropped += 1;
+                        stats.slow_drops.inc();
                         publish_dropped.push((id, topic.to_owned()));
                         continue;
                     }
                     SlowSubscriber::Close(code) => {
                         report.closed += 1;
-                        let _ = session.close(conn.out.writer(pool), code, "subscriber too slow");
+                        stats.slow_closes.inc();
+                        let out = conn.out.writer(pool);
+                        let before = out.len();
+                        if session.close(out, code, "subscriber too slow").is_ok() {
+                            let payload = out.len() - before - 2;
+                            stats
+                                .sent
+                                .record(stats::opcode_slot(OpCode::Close), payload);
+                            if let Some(log) = access {
+                                log.sent(id.index(), payload);
+                                log.closing(id.index(), Closer::Server);
+                            }
+                        }
                         timers.set(id, &mut conn.deadline, close_at);
                     }
                 }
             } else {
                 report.sent += 1;
                 conn.out.push_shared(frame.clone());
+                if let Some(log) = access {
+                    log.sent(id.index(), len);
+                }
             }
             if !conn.out.is_empty() && !conn.dirty {
                 conn.dirty = true;
                 dirty.push(id);
             }
+        }
+        if report.sent > 0 {
+            stats.deliveries.add(report.sent as u64);
+            stats
+                .sent
+                .record_many(stats::opcode_slot(opcode), len, report.sent);
         }
         report
     }
@@ -502,9 +552,11 @@ impl Core {
     /// it: replies the handler sent, or the protocol's own pongs to a flood of pings.
     pub(crate) fn pause_if_over_limit(&mut self, id: ConnId) {
         let limit = self.config.backpressure_limit;
-        if let Some(conn) = self.get_mut(id) {
-            if conn.out.len() > limit {
+        let stats = &self.stats;
+        if let Some(conn) = lookup(&mut self.conns, id) {
+            if conn.out.len() > limit && !conn.read_paused {
                 conn.read_paused = true;
+                stats.backpressure_pauses.inc();
             }
         }
     }
@@ -533,7 +585,18 @@ impl Core {
         let Stage::Open(session) = &mut conn.stage else {
             return Err(SendError::NotOpen);
         };
-        session.close(conn.out.writer(pool), code, reason)?;
+        let out = conn.out.writer(pool);
+        let before = out.len();
+        session.close(out, code, reason)?;
+        // A server's close frame has a 2-byte header (its payload is at most 125 bytes).
+        let payload = out.len() - before - 2;
+        self.stats
+            .sent
+            .record(stats::opcode_slot(OpCode::Close), payload);
+        if let Some(log) = &mut self.access {
+            log.sent(id.index(), payload);
+            log.closing(id.index(), Closer::Server);
+        }
         self.set_deadline(id, at);
         self.mark_dirty(id);
         Ok(())
@@ -620,4 +683,15 @@ impl Core {
         }
         Ok(false)
     }
+}
+
+/// The opcode and payload length of a server frame built by [`shared_frame`].
+fn frame_kind(frame: &[u8]) -> (OpCode, usize) {
+    let opcode = OpCode::from_nibble(frame[0] & 0x0F).expect("shared_frame writes a valid opcode");
+    let header_len = match frame[1] & 0x7F {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (opcode, frame.len() - header_len)
 }

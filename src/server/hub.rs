@@ -1,5 +1,5 @@
 //! What the event loops of one server share: each loop's mailbox and waker, connection
-//! counts, which loops have subscribers to which topic, and the shutdown request.
+//! counts and stats, which loops have subscribers to which topic, and the shutdown request.
 //!
 //! Nothing here is touched on a loop's per-message path. Connection counts change once per
 //! connection; the topic map changes when a loop's first subscriber joins a topic or its
@@ -12,11 +12,13 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 
 use super::command::Command;
 use super::outbound::SharedFrame;
+use super::stats::LoopStats;
 use super::token::{ConnId, MAX_LOOPS, WAKER};
 
 /// A set of loops, as a bitmap.
@@ -64,6 +66,8 @@ struct Mailbox {
     load: PaddedCount,
     /// Publish deliveries lost because this mailbox was full.
     dropped: AtomicU64,
+    /// What the loop counts about itself; the loop holds a clone and is its only writer.
+    stats: Arc<LoopStats>,
 }
 
 /// A counter on its own cache line, so loops updating their own counts do not slow each
@@ -109,6 +113,8 @@ pub(crate) struct Hub {
     /// `None` with one loop: a publish has nowhere else to go.
     interest: Option<Interest>,
     shutdown: AtomicBool,
+    /// When the server was bound, for its uptime.
+    started: Instant,
 }
 
 impl Hub {
@@ -129,6 +135,7 @@ impl Hub {
                 waker: Waker::new(poll.registry(), WAKER)?,
                 load: PaddedCount::default(),
                 dropped: AtomicU64::new(0),
+                stats: Arc::default(),
             });
             inboxes.push(inbox);
         }
@@ -138,6 +145,7 @@ impl Hub {
             open: AtomicUsize::new(0),
             max_connections,
             shutdown: AtomicBool::new(false),
+            started: Instant::now(),
         };
         Ok((Arc::new(hub), inboxes))
     }
@@ -218,6 +226,16 @@ impl Hub {
             .iter()
             .map(|m| m.dropped.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Time since the server was bound.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Loop `index`'s stats.
+    pub(crate) fn stats(&self, index: usize) -> &Arc<LoopStats> {
+        &self.mailboxes[index].stats
     }
 
     /// Loop `index` has its first subscriber to `topic`.

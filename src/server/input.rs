@@ -1,17 +1,19 @@
 //! What the loop does with bytes it has read: the opening handshake, then frames handed to
 //! the handler as borrowed messages.
 
+use super::access::Closer;
 use super::app::App;
 use super::conn::{lookup, Stage};
 use super::context::Context;
 use super::core::Core;
+use super::stats;
 use super::token::ConnId;
 use crate::handler::{Error, Handler, Message, Upgrade};
 use crate::proto::deflate::{negotiate, PerMessageDeflate};
 use crate::proto::handshake::{write_accept, write_http_response, write_response};
 use crate::proto::{
-    parse_request, CloseCode, Event, Parsed, ProtocolError, Role, Session, SessionEvent, Status,
-    MAX_HEADERS,
+    parse_request, CloseCode, Event, OpCode, Parsed, ProtocolError, Role, Session, SessionEvent,
+    Status, MAX_HEADERS,
 };
 
 /// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
@@ -24,10 +26,10 @@ pub(crate) fn on_input<H: Handler>(
 ) {
     let Some(conn) = core.get_mut(id) else { return };
     match &mut conn.stage {
-        Stage::Handshake { request } if request.is_empty() => {
+        Stage::Handshake { request, .. } if request.is_empty() => {
             on_request_bytes(core, app, id, input)
         }
-        Stage::Handshake { request } => {
+        Stage::Handshake { request, .. } => {
             let mut request = std::mem::take(request);
             request.extend_from_slice(input);
             on_request_bytes(core, app, id, &mut request);
@@ -48,9 +50,9 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                 respond(core, id, 431, &[], b"request headers too large\n");
             } else if let Some(conn) = core.get_mut(id) {
                 // Keep the bytes until the rest of the request arrives.
-                conn.stage = Stage::Handshake {
-                    request: bytes.to_vec(),
-                };
+                if let Stage::Handshake { request, .. } = &mut conn.stage {
+                    *request = bytes.to_vec();
+                }
             }
             return;
         }
@@ -58,13 +60,19 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
             let mut out = Vec::new();
             err.write_response(&mut out);
             log::debug!("{id}: handshake refused: {err}");
-            respond_raw(core, id, &out);
+            respond_raw(core, id, err.status(), &out);
             return;
         }
     };
     if len > core.config.max_handshake_bytes {
         respond(core, id, 431, &[], b"request headers too large\n");
         return;
+    }
+    if let Some(log) = &mut core.access {
+        let path = match &parsed {
+            Parsed::Upgrade(request) | Parsed::Plain(request) => request.path(),
+        };
+        log.requested(id.index(), path);
     }
     let request = match parsed {
         Parsed::Upgrade(request) => request,
@@ -73,7 +81,7 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                 .handler
                 .on_request(&mut Context::new(core, &mut app.data), &request);
             let mut out = Vec::new();
-            if (200..=599).contains(&response.status) {
+            let status = if (200..=599).contains(&response.status) {
                 // RFC 9110 section 9.3.2: HEAD is answered like GET, without the content.
                 let with_body = request.method() != "HEAD";
                 write_http_response(
@@ -83,6 +91,7 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                     &response.body,
                     with_body,
                 );
+                response.status
             } else {
                 log::error!(
                     "{id}: on_request answered status {}, which is not a final status \
@@ -90,8 +99,9 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                     response.status
                 );
                 write_response(&mut out, 500, &[], b"internal server error\n");
-            }
-            respond_raw(core, id, &out);
+                500
+            };
+            respond_raw(core, id, status, &out);
             return;
         }
     };
@@ -116,7 +126,7 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                 headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
             }
             write_http_response(&mut out, status, &headers, body.as_bytes(), true);
-            respond_raw(core, id, &out);
+            respond_raw(core, id, status, &out);
             return;
         }
         Upgrade::Reject { status, .. } => {
@@ -161,8 +171,15 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
         &extra_headers,
     );
     conn.deflate = deflate.map(|(_, state)| Box::new(state));
-    conn.stage = Stage::Open(session);
+    let handshake = std::mem::replace(&mut conn.stage, Stage::Open(session));
     conn.opened = true;
+    if let Stage::Handshake { accepted, .. } = handshake {
+        core.stats.handshake_ns.observe_duration(accepted.elapsed());
+    }
+    core.stats.upgrades.inc();
+    if let Some(log) = &mut core.access {
+        log.answered(id.index(), 101, protocol.as_deref());
+    }
     core.set_idle_deadline(id);
     core.mark_dirty(id);
     for topic in &topics {
@@ -181,10 +198,15 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
 fn respond(core: &mut Core, id: ConnId, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let mut out = Vec::new();
     write_response(&mut out, status, headers, body);
-    respond_raw(core, id, &out);
+    respond_raw(core, id, status, &out);
 }
 
-fn respond_raw(core: &mut Core, id: ConnId, response: &[u8]) {
+/// Queues `response`, a complete HTTP answer with `status`, and ends the connection after it.
+fn respond_raw(core: &mut Core, id: ConnId, status: u16, response: &[u8]) {
+    core.stats.http_response(status);
+    if let Some(log) = &mut core.access {
+        log.answered(id.index(), status, None);
+    }
     if let Some((conn, pool)) = core.conn_and_pool(id) {
         conn.out.writer(pool).extend_from_slice(response);
         core.finish(id);
@@ -203,9 +225,10 @@ fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &
         let queued = conn.out.len();
         // Protocol replies (pongs, close echoes) go straight into the send queue.
         let (used, event) = session.poll(&mut input[pos..], conn.out.raw_buf());
-        let grew = conn.out.len() != queued;
+        let grown = conn.out.len() - queued;
         pos += used;
-        if grew {
+        if grown > 0 {
+            count_reply(core, id, event.as_ref(), grown);
             core.mark_dirty(id);
         }
         if let Some(event) = event {
@@ -218,6 +241,26 @@ fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &
         if done {
             core.finish(id);
             return;
+        }
+    }
+}
+
+/// Counts the reply the protocol queued by itself for `event`: a pong to a ping, the echo of
+/// a close, the close that fails the connection. `grown` is the frame's size; a server's
+/// control frame has a 2-byte header.
+fn count_reply(core: &mut Core, id: ConnId, event: Option<&SessionEvent<'_>>, grown: usize) {
+    let (opcode, failing) = match event {
+        Some(SessionEvent::Frame(Event::Ping(_))) => (OpCode::Pong, false),
+        Some(SessionEvent::Frame(Event::Close(..))) => (OpCode::Close, false),
+        _ => (OpCode::Close, true),
+    };
+    core.stats
+        .sent
+        .record(stats::opcode_slot(opcode), grown - 2);
+    if let Some(log) = &mut core.access {
+        log.sent(id.index(), grown - 2);
+        if failing {
+            log.closing(id.index(), Closer::Server);
         }
     }
 }
@@ -240,7 +283,12 @@ fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent
     match result {
         Ok(event) => SessionEvent::Frame(event),
         Err(err) => {
+            let queued = conn.out.len();
             session.fail(conn.out.raw_buf(), err);
+            let grown = conn.out.len() - queued;
+            if grown > 0 {
+                count_reply(core, id, None, grown);
+            }
             core.mark_dirty(id);
             SessionEvent::Failed(err)
         }
@@ -249,6 +297,7 @@ fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent
 
 /// Hands one event to the handler.
 fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: SessionEvent<'_>) {
+    count_event(core, id, &event);
     let App { handler, data } = app;
     let mut ctx = Context::new(core, data);
     match event {
@@ -261,8 +310,8 @@ fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: Ses
         SessionEvent::Frame(Event::Ping(payload)) => handler.on_ping(&mut ctx, id, &payload),
         SessionEvent::Frame(Event::Pong(payload)) => handler.on_pong(&mut ctx, id, &payload),
         SessionEvent::Frame(Event::Close(code, reason)) => {
-            if core.take_close_report(id) {
-                let code = code.unwrap_or(CloseCode::NO_STATUS);
+            let code = code.unwrap_or(CloseCode::NO_STATUS);
+            if core.take_close_report(id, code) {
                 handler.on_close(&mut Context::new(core, data), id, code, &reason);
             }
         }
@@ -273,7 +322,7 @@ fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: Ses
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
             handler.on_error(&mut ctx, id, &Error::Protocol(err));
-            if core.take_close_report(id) {
+            if core.take_close_report(id, CloseCode::ABNORMAL) {
                 handler.on_close(
                     &mut Context::new(core, data),
                     id,
@@ -281,6 +330,33 @@ fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: Ses
                     err.reason(),
                 );
             }
+        }
+    }
+}
+
+/// Counts a received message or control frame (a compressed message once inflated, at its
+/// own size), or the protocol error that failed the connection.
+fn count_event(core: &mut Core, id: ConnId, event: &SessionEvent<'_>) {
+    let (opcode, len) = match event {
+        SessionEvent::Frame(Event::Text(text)) => (OpCode::Text, text.len()),
+        SessionEvent::Frame(Event::Binary(bytes)) => (OpCode::Binary, bytes.len()),
+        SessionEvent::Frame(Event::Ping(payload)) => (OpCode::Ping, payload.len()),
+        SessionEvent::Frame(Event::Pong(payload)) => (OpCode::Pong, payload.len()),
+        SessionEvent::Frame(Event::Close(code, reason)) => {
+            (OpCode::Close, code.map_or(0, |_| 2 + reason.len()))
+        }
+        SessionEvent::Frame(Event::Compressed { .. }) => return,
+        SessionEvent::Failed(err) => {
+            core.stats.errors[stats::error_slot(&Error::Protocol(*err))].inc();
+            return;
+        }
+    };
+    core.stats.received.record(stats::opcode_slot(opcode), len);
+    if let Some(log) = &mut core.access {
+        log.received(id.index(), len);
+        if opcode == OpCode::Close {
+            // Unless the server's close went first, this one starts the closing handshake.
+            log.closing(id.index(), Closer::Peer);
         }
     }
 }

@@ -9,22 +9,25 @@
 //! A [`Server`] is one loop; a [`Cluster`] runs several, one per thread, that share nothing
 //! but the [`hub`](self::hub): mailboxes, connection counts and the topic map.
 
+mod access;
 mod app;
 mod cluster;
 mod command;
 mod conn;
 mod context;
 mod core;
-mod hub;
+pub(crate) mod hub;
 mod input;
 mod listen;
 mod outbound;
 mod remote;
 mod shutdown;
+pub(crate) mod stats;
 mod timers;
 mod token;
 mod topics;
 
+pub use self::access::TARGET as ACCESS_LOG_TARGET;
 pub use self::cluster::{available_cores, Cluster};
 pub use self::context::Context;
 pub use self::core::{Published, SendStatus};
@@ -49,6 +52,7 @@ use self::hub::{Hub, Inbox, PostError};
 use self::timers::{Due, Millis, NEVER};
 use self::token::{LISTENER, MAX_INDEX, WAKER};
 use crate::handler::{Error, Handler};
+use crate::metrics::Metrics;
 use crate::proto::{CloseCode, OpCode, ReadyState};
 use crate::Config;
 
@@ -173,6 +177,11 @@ impl<H: Handler> Server<H> {
         Remote::new(self.core.hub.clone())
     }
 
+    /// The server's figures, for `/metrics` or a dashboard.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(self.core.hub.clone())
+    }
+
     /// The handler, e.g. to read what it gathered after `run` returned.
     pub fn handler(&self) -> &H {
         &self.app.handler
@@ -193,8 +202,11 @@ impl<H: Handler> Server<H> {
                 }
                 return Err(err);
             }
-            self.core.now = self.started.elapsed().as_millis() as Millis;
+            let woke = Instant::now();
+            self.core.now = woke.duration_since(self.started).as_millis() as Millis;
+            let mut event_count = 0;
             for event in events.iter() {
+                event_count += 1;
                 match event.token() {
                     // While accepting is paused for want of descriptors, new arrivals wait in
                     // the backlog until the pause ends.
@@ -231,6 +243,8 @@ impl<H: Handler> Server<H> {
             self.flush_dirty();
             self.settle_failures();
             self.wake_loops();
+            self.core.stats.events_per_turn.observe(event_count);
+            self.core.stats.turn_ns.observe_duration(woke.elapsed());
             if let Some(deadline) = self.shutdown_deadline {
                 if self.core.conns.is_empty() {
                     return Ok(());
@@ -363,6 +377,7 @@ impl<H: Handler> Server<H> {
                 "{addr}: refused, {} connections open",
                 self.core.config.max_connections
             );
+            self.core.stats.http_response(503);
             let mut response = Vec::new();
             crate::proto::handshake::write_response(
                 &mut response,
@@ -412,6 +427,10 @@ impl<H: Handler> Server<H> {
             return;
         }
         self.core.conns.insert(Conn::new(stream, generation));
+        self.core.stats.accepted.inc();
+        if let Some(log) = &mut self.core.access {
+            log.open(index, addr);
+        }
         let at = self.core.after(self.core.config.handshake_timeout);
         self.core.set_deadline(id, at);
     }
@@ -591,7 +610,10 @@ impl<H: Handler> Server<H> {
         };
         match &conn.stage {
             // Too slow to finish the handshake (slowloris): no answer is owed.
-            Stage::Handshake { .. } => self.drop_conn(id, None),
+            Stage::Handshake { .. } => {
+                self.core.stats.errors[stats::HANDSHAKE_TIMEOUT].inc();
+                self.drop_conn(id, None);
+            }
             Stage::Open(session)
                 if session.ready_state() == ReadyState::Open && !conn.ping_sent =>
             {
@@ -637,7 +659,7 @@ impl<H: Handler> Server<H> {
     }
 
     fn report_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
-        if self.core.take_close_report(id) {
+        if self.core.take_close_report(id, code) {
             let mut ctx = Context::new(&mut self.core, &mut self.app.data);
             self.app.handler.on_close(&mut ctx, id, code, reason);
         }
@@ -645,17 +667,21 @@ impl<H: Handler> Server<H> {
 
     /// Removes the connection and closes its socket; the handler hears of it if it was open.
     fn drop_conn(&mut self, id: ConnId, err: Option<Error>) {
-        let Some(conn) = self.core.get_mut(id) else {
+        let Some(conn) = self.core.get(id) else {
             return;
         };
         if let Some(err) = &err {
             log::debug!("{id}: dropped: {err}");
+            self.core.stats.errors[stats::error_slot(err)].inc();
             if conn.opened && !conn.close_reported {
                 let mut ctx = Context::new(&mut self.core, &mut self.app.data);
                 self.app.handler.on_error(&mut ctx, id, err);
             }
         }
         self.report_close(id, CloseCode::ABNORMAL, "");
+        if let Some(log) = &mut self.core.access {
+            log.finish(id.index());
+        }
         let mut conn = self.core.conns.remove(id.index());
         self.app.data.clear(id.index());
         let _ = self.core.registry.deregister(&mut conn.socket);

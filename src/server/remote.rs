@@ -168,6 +168,11 @@ impl Remote {
         self.submit(loop_index, Command::Run(Box::new(job)))
     }
 
+    /// The figures of every loop, for `/metrics` or a dashboard.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(self.hub.clone())
+    }
+
     /// How many event loops the server runs.
     pub fn loops(&self) -> usize {
         self.hub.loops()

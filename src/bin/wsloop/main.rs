@@ -1,9 +1,12 @@
-//! The `wsloop` binary: an echo server by default, with every limit on the command line.
+//! The `wsloop` binary: an echo server by default, with every limit on the command line,
+//! the live page at `/` and Prometheus metrics at `/metrics`.
 
-use std::fmt;
+mod logger;
+mod metrics_listener;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use wsloop::proto::deflate::DeflateConfig;
@@ -13,6 +16,7 @@ use wsloop::{Accept, Cluster, Config, MAX_LOOPS};
 
 /// A WebSocket server (RFC 6455): one event loop per core. Echoes every message back;
 /// connections to /chat/ROOM share their messages with the rest of the room, across loops.
+/// GET / serves a live page (echo, chat, the server's figures); GET /metrics the metrics.
 #[derive(Debug, Parser)]
 #[command(name = "wsloop", version)]
 struct Args {
@@ -88,6 +92,23 @@ struct Args {
     /// `2026-12-01T16:20:05.123Z LEVEL message` (UTC).
     #[arg(long, default_value = "info", value_parser = parse_level)]
     log_level: log::LevelFilter,
+    /// Log lines as `text` or `json` (JSON Lines: ts, level, target, msg and the record's
+    /// fields, numbers as numbers).
+    #[arg(long, default_value = "text", value_parser = logger::parse_format)]
+    log_format: logger::Format,
+    /// Log a line per connection when it ends (peer, path, status, subprotocol, duration,
+    /// messages and bytes each way, close code, who closed), target `wsloop::access` at
+    /// info. Off by default: at high churn it is most of the log, and each connection keeps
+    /// a ~100-byte record while it lives.
+    #[arg(long)]
+    access_log: bool,
+    /// Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9101, for
+    /// an internal network only).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Do not serve the live page at / (nor its figures at /stats).
+    #[arg(long)]
+    no_page: bool,
 }
 
 impl Args {
@@ -130,6 +151,7 @@ impl Args {
             }),
             accept: self.accept,
             backlog: self.backlog,
+            access_log: self.access_log,
             ..Config::default()
         }
     }
@@ -243,7 +265,7 @@ fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     args.validate();
-    StderrLogger::install(args.log_level);
+    logger::StderrLogger::install(args.log_level, args.log_format);
     // Before anything opens a descriptor; reported once the server is bound, so that a bind
     // error stays the only line.
     let open_file_limit = raise_open_file_limit();
@@ -257,7 +279,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let handler = EchoRooms::speaking(args.protocols.clone());
+    let mut handler = EchoRooms::speaking(args.protocols.clone());
+    if !args.no_page {
+        handler = handler.with_page();
+    }
+    if args.metrics_listen.is_none() {
+        handler = handler.with_metrics_route();
+    }
     let server = match Cluster::bind(args.config(listen), threads, |_| handler.clone()) {
         Ok(server) => server,
         Err(err) => {
@@ -266,6 +294,15 @@ fn main() -> ExitCode {
         }
     };
     report_open_file_limit(open_file_limit, &args, threads);
+    if let Some(addr) = args.metrics_listen {
+        match metrics_listener::spawn(addr, server.metrics()) {
+            Ok(bound) => log::info!("metrics on http://{bound}/metrics"),
+            Err(err) => {
+                eprintln!("wsloop: cannot listen on --metrics-listen {addr}: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let stop = server.shutdown_handle();
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -295,114 +332,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Log lines to stderr as `2026-12-01T16:20:05.123Z LEVEL message` (UTC): enough for a server whose output is collected by
-/// systemd or a container runtime, without a logging framework.
-struct StderrLogger(log::LevelFilter);
-
-impl StderrLogger {
-    fn install(level: log::LevelFilter) {
-        let logger = Box::leak(Box::new(StderrLogger(level)));
-        if log::set_logger(logger).is_ok() {
-            log::set_max_level(level);
-        }
-    }
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= self.0
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            // One eprintln per line: stderr is locked for it, so loops' lines never interleave.
-            eprintln!(
-                "{} {} {}",
-                Timestamp(SystemTime::now()),
-                record.level(),
-                record.args()
-            );
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-/// Formats as RFC 3339 in UTC with milliseconds: `2026-12-01T16:20:05.123Z`.
-struct Timestamp(SystemTime);
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A clock before 1970 is printed as the epoch rather than failing the log line.
-        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since_epoch.as_secs();
-        let (year, month, day) = civil_from_days(secs / 86_400);
-        let of_day = secs % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60,
-            since_epoch.subsec_millis()
-        )
-    }
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01: Howard Hinnant's `civil_from_days`
-/// (<https://howardhinnant.github.io/date_algorithms.html>), for non-negative days.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01, so that a leap day is the last day of its year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097; // [0, 146096]
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
-    let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // [1, 31]
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(secs: u64, millis: u64) -> String {
-        Timestamp(UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis)).to_string()
-    }
-
-    #[test]
-    fn timestamps_of_known_instants() {
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(86_399, 999), "1970-01-01T23:59:59.999Z");
-        assert_eq!(at(951_696_000, 0), "2000-02-28T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000Z");
-        assert_eq!(at(951_868_800, 0), "2000-03-01T00:00:00.000Z");
-        assert_eq!(at(1_798_761_600, 0), "2027-01-01T00:00:00.000Z");
-        assert_eq!(at(1_796_142_005, 123), "2026-12-01T16:20:05.123Z");
-        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
-        // Before the epoch: printed as the epoch.
-        assert_eq!(
-            Timestamp(UNIX_EPOCH - Duration::from_secs(1)).to_string(),
-            "1970-01-01T00:00:00.000Z"
-        );
-    }
-
-    #[test]
-    fn civil_dates_round_the_year() {
-        // 2024 is a leap year, 2100 is not.
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
-        assert_eq!(civil_from_days(47_540), (2100, 2, 28));
-        assert_eq!(civil_from_days(47_541), (2100, 3, 1));
-    }
 
     #[test]
     fn listen_syntax() {
