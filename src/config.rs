@@ -65,7 +65,7 @@ pub struct Config {
     /// Log a line per connection when it ends (peer, path, status, subprotocol, duration,
     /// messages and bytes each way, close code, who closed) at `info` under the target
     /// `wsloop::access`. Off by default: at high churn a line per connection is most of
-    /// the log, and each connection then keeps a ~100-byte record.
+    /// the log, and each connection then keeps a record of at most 128 bytes and its path.
     pub access_log: bool,
 }
 

@@ -143,11 +143,10 @@ pub(super) fn encode(hub: &Hub) -> String {
                 &traffic.messages
             };
             for (opcode, count) in OPCODE_NAMES.iter().zip(counts) {
-                out.sample(
-                    name,
-                    &[("loop", index), ("opcode", opcode)],
-                    count.get() as f64,
-                );
+                if let Some(opcode) = opcode {
+                    let labels = [("loop", index.as_str()), ("opcode", opcode)];
+                    out.sample(name, &labels, count.get() as f64);
+                }
             }
         }
     }

@@ -26,7 +26,8 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// RFC 6455 section 5.5: "All control frames MUST have a payload length of 125 bytes or less".
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
-/// A frame opcode (RFC 6455 section 5.2, "Opcode: 4 bits").
+/// A frame opcode (RFC 6455 section 5.2, "Opcode: 4 bits"). The order is relied on:
+/// per-opcode metrics use `opcode as usize` as their index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpCode {
     Continuation,

@@ -153,3 +153,14 @@ impl AccessLog {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_stays_small() {
+        // What `--access-log` costs per connection (README): keep the figure true.
+        assert!(std::mem::size_of::<Option<Record>>() <= 128);
+    }
+}

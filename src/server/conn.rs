@@ -111,3 +111,16 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_the_handshake_does_not_grow_a_connection() {
+        // The handshake's start time fits beside its buffer in the space `Open` takes anyway.
+        let handshake = std::mem::size_of::<Vec<u8>>() + std::mem::size_of::<Instant>();
+        assert!(handshake <= std::mem::size_of::<Session>());
+        assert_eq!(std::mem::size_of::<Stage>(), std::mem::size_of::<Session>());
+    }
+}

@@ -13,7 +13,7 @@ use super::command::Command;
 use super::conn::{lookup, Conn, Stage};
 use super::hub::{Hub, LoopSet, PostError};
 use super::outbound::{shared_frame, BufPool, SharedFrame};
-use super::stats::{self, LoopStats};
+use super::stats::{self, LoopStats, TrafficCounts};
 use super::timers::{Millis, Timers};
 use super::token::ConnId;
 use super::topics::{Left, Topics};
@@ -107,6 +107,9 @@ pub(crate) struct Core {
     pub(crate) stats: Arc<LoopStats>,
     /// Per-connection records for the access log, when it is on.
     pub(crate) access: Option<AccessLog>,
+    /// Messages and bytes received and sent, copied to `stats` at the end of each turn.
+    pub(crate) received: TrafficCounts,
+    pub(crate) sent: TrafficCounts,
 }
 
 impl Core {
@@ -118,6 +121,8 @@ impl Core {
     ) -> Core {
         Core {
             access: config.access_log.then(AccessLog::default),
+            received: TrafficCounts::default(),
+            sent: TrafficCounts::default(),
             config,
             registry,
             conns: Slab::new(),
@@ -253,6 +258,12 @@ impl Core {
         }
     }
 
+    /// Makes this turn's message and byte counts visible to scrapes.
+    pub(crate) fn publish_traffic(&self) {
+        self.stats.received.publish(&self.received);
+        self.stats.sent.publish(&self.sent);
+    }
+
     /// Sends one frame on an open connection; see [`SendStatus`].
     pub(crate) fn send(
         &mut self,
@@ -277,9 +288,7 @@ impl Core {
             self.stats.send_drops.inc();
             return Ok(SendStatus::Dropped);
         }
-        self.stats
-            .sent
-            .record(stats::opcode_slot(opcode), payload.len());
+        self.sent.record(opcode, payload.len());
         if let Some(log) = &mut self.access {
             log.sent(id.index(), payload.len());
         }
@@ -485,6 +494,7 @@ impl Core {
             publish_dropped,
             stats,
             access,
+            sent,
             ..
         } = self;
         let (opcode, len) = frame_kind(frame);
@@ -516,9 +526,7 @@ impl Core {
                         let before = out.len();
                         if session.close(out, code, "subscriber too slow").is_ok() {
                             let payload = out.len() - before - 2;
-                            stats
-                                .sent
-                                .record(stats::opcode_slot(OpCode::Close), payload);
+                            sent.record(OpCode::Close, payload);
                             if let Some(log) = access {
                                 log.sent(id.index(), payload);
                                 log.closing(id.index(), Closer::Server);
@@ -541,9 +549,7 @@ impl Core {
         }
         if report.sent > 0 {
             stats.deliveries.add(report.sent as u64);
-            stats
-                .sent
-                .record_many(stats::opcode_slot(opcode), len, report.sent);
+            sent.record_many(opcode, len, report.sent);
         }
         report
     }
@@ -590,9 +596,7 @@ impl Core {
         session.close(out, code, reason)?;
         // A server's close frame has a 2-byte header (its payload is at most 125 bytes).
         let payload = out.len() - before - 2;
-        self.stats
-            .sent
-            .record(stats::opcode_slot(OpCode::Close), payload);
+        self.sent.record(OpCode::Close, payload);
         if let Some(log) = &mut self.access {
             log.sent(id.index(), payload);
             log.closing(id.index(), Closer::Server);

@@ -254,9 +254,7 @@ fn count_reply(core: &mut Core, id: ConnId, event: Option<&SessionEvent<'_>>, gr
         Some(SessionEvent::Frame(Event::Close(..))) => (OpCode::Close, false),
         _ => (OpCode::Close, true),
     };
-    core.stats
-        .sent
-        .record(stats::opcode_slot(opcode), grown - 2);
+    core.sent.record(opcode, grown - 2);
     if let Some(log) = &mut core.access {
         log.sent(id.index(), grown - 2);
         if failing {
@@ -295,68 +293,73 @@ fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent
     }
 }
 
-/// Hands one event to the handler.
+/// Hands one event to the handler, counting it first.
 fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: SessionEvent<'_>) {
-    count_event(core, id, &event);
     let App { handler, data } = app;
-    let mut ctx = Context::new(core, data);
     match event {
         SessionEvent::Frame(Event::Text(text)) => {
-            handler.on_message(&mut ctx, id, Message::Text(&text));
+            count_received(core, id, OpCode::Text, text.len());
+            handler.on_message(&mut Context::new(core, data), id, Message::Text(&text));
         }
         SessionEvent::Frame(Event::Binary(bytes)) => {
-            handler.on_message(&mut ctx, id, Message::Binary(&bytes));
+            count_received(core, id, OpCode::Binary, bytes.len());
+            handler.on_message(&mut Context::new(core, data), id, Message::Binary(&bytes));
         }
-        SessionEvent::Frame(Event::Ping(payload)) => handler.on_ping(&mut ctx, id, &payload),
-        SessionEvent::Frame(Event::Pong(payload)) => handler.on_pong(&mut ctx, id, &payload),
+        SessionEvent::Frame(Event::Ping(payload)) => {
+            count_received(core, id, OpCode::Ping, payload.len());
+            handler.on_ping(&mut Context::new(core, data), id, &payload);
+        }
+        SessionEvent::Frame(Event::Pong(payload)) => {
+            count_received(core, id, OpCode::Pong, payload.len());
+            handler.on_pong(&mut Context::new(core, data), id, &payload);
+        }
         SessionEvent::Frame(Event::Close(code, reason)) => {
+            count_received(
+                core,
+                id,
+                OpCode::Close,
+                code.map_or(0, |_| 2 + reason.len()),
+            );
+            if let Some(log) = &mut core.access {
+                // Unless the server's close went first, this one starts the closing handshake.
+                log.closing(id.index(), Closer::Peer);
+            }
             let code = code.unwrap_or(CloseCode::NO_STATUS);
             if core.take_close_report(id, code) {
                 handler.on_close(&mut Context::new(core, data), id, code, &reason);
             }
         }
+        // Counted once inflated, at its own size.
         SessionEvent::Frame(Event::Compressed { text, data }) => {
             let event = inflate(core, id, text, &data);
             deliver(core, app, id, event);
         }
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
-            handler.on_error(&mut ctx, id, &Error::Protocol(err));
+            let err = Error::Protocol(err);
+            core.stats.errors[stats::error_slot(&err)].inc();
+            handler.on_error(&mut Context::new(core, data), id, &err);
             if core.take_close_report(id, CloseCode::ABNORMAL) {
+                let reason = match err {
+                    Error::Protocol(err) => err.reason(),
+                    _ => "",
+                };
                 handler.on_close(
                     &mut Context::new(core, data),
                     id,
                     CloseCode::ABNORMAL,
-                    err.reason(),
+                    reason,
                 );
             }
         }
     }
 }
 
-/// Counts a received message or control frame (a compressed message once inflated, at its
-/// own size), or the protocol error that failed the connection.
-fn count_event(core: &mut Core, id: ConnId, event: &SessionEvent<'_>) {
-    let (opcode, len) = match event {
-        SessionEvent::Frame(Event::Text(text)) => (OpCode::Text, text.len()),
-        SessionEvent::Frame(Event::Binary(bytes)) => (OpCode::Binary, bytes.len()),
-        SessionEvent::Frame(Event::Ping(payload)) => (OpCode::Ping, payload.len()),
-        SessionEvent::Frame(Event::Pong(payload)) => (OpCode::Pong, payload.len()),
-        SessionEvent::Frame(Event::Close(code, reason)) => {
-            (OpCode::Close, code.map_or(0, |_| 2 + reason.len()))
-        }
-        SessionEvent::Frame(Event::Compressed { .. }) => return,
-        SessionEvent::Failed(err) => {
-            core.stats.errors[stats::error_slot(&Error::Protocol(*err))].inc();
-            return;
-        }
-    };
-    core.stats.received.record(stats::opcode_slot(opcode), len);
+/// Counts a message or control frame received, of `len` payload bytes.
+#[inline]
+fn count_received(core: &mut Core, id: ConnId, opcode: OpCode, len: usize) {
+    core.received.record(opcode, len);
     if let Some(log) = &mut core.access {
         log.received(id.index(), len);
-        if opcode == OpCode::Close {
-            // Unless the server's close went first, this one starts the closing handshake.
-            log.closing(id.index(), Closer::Peer);
-        }
     }
 }

@@ -243,6 +243,7 @@ impl<H: Handler> Server<H> {
             self.flush_dirty();
             self.settle_failures();
             self.wake_loops();
+            self.core.publish_traffic();
             self.core.stats.events_per_turn.observe(event_count);
             self.core.stats.turn_ns.observe_duration(woke.elapsed());
             if let Some(deadline) = self.shutdown_deadline {

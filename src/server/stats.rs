@@ -6,6 +6,10 @@
 //! store as a `u64` field would (no lock prefix, no fence), and a reader still sees each
 //! value whole. The loops' stats are separate, cache-line aligned allocations, so loops never
 //! write to a line another loop writes.
+//!
+//! Messages and bytes, counted several times per message, are plain integers in the loop's
+//! own state ([`TrafficCounts`]) and copied to the shared [`Traffic`] once per loop turn: a
+//! scrape sees them at most one turn late.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -29,28 +33,58 @@ impl Counter {
         self.add(1);
     }
 
+    /// Replaces the value (with a total the loop keeps itself).
+    pub(crate) fn set(&self, value: u64) {
+        self.0.store(value, Relaxed);
+    }
+
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
 }
 
-/// The opcodes counted apart, in the order of [`OPCODE_NAMES`].
-pub(crate) const OPCODES: usize = 5;
-/// Label values of the per-opcode counts.
-pub(crate) const OPCODE_NAMES: [&str; OPCODES] = ["text", "binary", "ping", "pong", "close"];
+/// Per-opcode counts have a slot per [`OpCode`], in its order, so that the opcode is the
+/// index; the continuation slot stays 0 (a continuation frame is never a message).
+pub(crate) const OPCODES: usize = 6;
+/// Label values of the per-opcode counts, by slot; `None` for the unused slot.
+pub(crate) const OPCODE_NAMES: [Option<&str>; OPCODES] = [
+    None,
+    Some("text"),
+    Some("binary"),
+    Some("close"),
+    Some("ping"),
+    Some("pong"),
+];
 
-/// The slot of `opcode` in per-opcode counts (a continuation frame is never a message).
-pub(crate) fn opcode_slot(opcode: OpCode) -> usize {
-    match opcode {
-        OpCode::Text | OpCode::Continuation => 0,
-        OpCode::Binary => 1,
-        OpCode::Ping => 2,
-        OpCode::Pong => 3,
-        OpCode::Close => 4,
+#[inline]
+fn opcode_slot(opcode: OpCode) -> usize {
+    opcode as usize
+}
+
+/// Messages and their payload bytes by opcode, as the loop counts them: plain integers.
+#[derive(Debug, Default)]
+pub(crate) struct TrafficCounts {
+    messages: [u64; OPCODES],
+    bytes: [u64; OPCODES],
+}
+
+impl TrafficCounts {
+    #[inline]
+    pub(crate) fn record(&mut self, opcode: OpCode, len: usize) {
+        let slot = opcode_slot(opcode);
+        self.messages[slot] += 1;
+        self.bytes[slot] += len as u64;
+    }
+
+    /// `count` messages of `len` bytes each (one publish to `count` subscribers).
+    pub(crate) fn record_many(&mut self, opcode: OpCode, len: usize, count: usize) {
+        let slot = opcode_slot(opcode);
+        self.messages[slot] += count as u64;
+        self.bytes[slot] += (len as u64).saturating_mul(count as u64);
     }
 }
 
-/// Messages and their payload bytes, by opcode.
+/// Messages and their payload bytes by opcode, as a scrape reads them.
 #[derive(Debug, Default)]
 pub(crate) struct Traffic {
     pub(crate) messages: [Counter; OPCODES],
@@ -58,16 +92,14 @@ pub(crate) struct Traffic {
 }
 
 impl Traffic {
-    #[inline]
-    pub(crate) fn record(&self, slot: usize, len: usize) {
-        self.messages[slot].inc();
-        self.bytes[slot].add(len as u64);
-    }
-
-    /// `count` messages of `len` bytes each (one publish to `count` subscribers).
-    pub(crate) fn record_many(&self, slot: usize, len: usize, count: usize) {
-        self.messages[slot].add(count as u64);
-        self.bytes[slot].add((len as u64).saturating_mul(count as u64));
+    /// Makes the loop's counts visible to scrapes.
+    pub(crate) fn publish(&self, counts: &TrafficCounts) {
+        for (shared, &count) in self.messages.iter().zip(&counts.messages) {
+            shared.set(count);
+        }
+        for (shared, &count) in self.bytes.iter().zip(&counts.bytes) {
+            shared.set(count);
+        }
     }
 
     pub(crate) fn total_messages(&self) -> u64 {
@@ -190,6 +222,7 @@ pub(crate) struct LoopStats {
     pub(crate) closes: [Counter; CLOSE_SLOTS],
     /// Connections dropped for an error, by [`ERROR_NAMES`].
     pub(crate) errors: [Counter; ERROR_KINDS],
+    /// Copies of the loop's [`TrafficCounts`], made at the end of each turn.
     pub(crate) received: Traffic,
     pub(crate) sent: Traffic,
     /// Times a connection went over the backpressure limit and stopped being read.

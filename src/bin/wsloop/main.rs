@@ -99,7 +99,7 @@ struct Args {
     /// Log a line per connection when it ends (peer, path, status, subprotocol, duration,
     /// messages and bytes each way, close code, who closed), target `wsloop::access` at
     /// info. Off by default: at high churn it is most of the log, and each connection keeps
-    /// a ~100-byte record while it lives.
+    /// a record of at most 128 bytes (and its path) while it lives.
     #[arg(long)]
     access_log: bool,
     /// Serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9101, for
