@@ -67,7 +67,7 @@ impl EchoRooms {
         self
     }
 
-    /// Also answers `GET /metrics` with every metric in the OpenMetrics text format
+    /// Also answers `GET /metrics` with every metric in the Prometheus text format
     /// ([`Metrics::encode`]).
     pub fn with_metrics_route(mut self) -> EchoRooms {
         self.metrics_route = true;
@@ -127,7 +127,7 @@ impl Handler for EchoRooms {
             "/metrics" if get && self.metrics_route => Response::new(200)
                 .header("Content-Type", Metrics::CONTENT_TYPE)
                 .body(ctx.metrics().encode()),
-            "/healthz" | "/" | "/metrics" if self.serves(req.path()) => {
+            path if self.serves(path) => {
                 Response::text(405, "GET or HEAD\n").header("Allow", "GET, HEAD")
             }
             _ => {

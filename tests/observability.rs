@@ -303,3 +303,39 @@ fn access_log_writes_a_json_line_per_connection() {
     assert_eq!(failed["close_code"], 1006, "{failed}");
     assert_eq!(failed["closed_by"], "server");
 }
+
+/// The status and `Content-Type` of a plain request for `path` with `method`.
+fn plain(addr: SocketAddr, method: &str, path: &str) -> (u16, Option<String>) {
+    let mut raw = Raw::connect(addr);
+    raw.write(
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    );
+    let response = raw.read_response();
+    (
+        response.status,
+        response.header("content-type").map(str::to_owned),
+    )
+}
+
+#[test]
+fn the_page_and_metrics_routes_answer_get_and_refuse_the_rest() {
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0"]);
+    let addr = proc.listening_addr();
+    let html = Some("text/html; charset=utf-8".to_owned());
+    assert_eq!(plain(addr, "GET", "/"), (200, html));
+    assert_eq!(plain(addr, "POST", "/").0, 405);
+    assert_eq!(plain(addr, "DELETE", "/metrics").0, 405);
+    assert_eq!(plain(addr, "GET", "/nothing").0, 426);
+    proc.stop();
+
+    let mut proc = Proc::spawn(&["--listen", "127.0.0.1:0", "--no-page"]);
+    let addr = proc.listening_addr();
+    assert_eq!(plain(addr, "GET", "/").0, 426);
+    assert_eq!(plain(addr, "GET", "/metrics").0, 200);
+    // Without the page, /stats is an ordinary echo path.
+    let mut ws = ws_connect_path(addr, "/stats");
+    ws.send(TMessage::text("echoed")).unwrap();
+    assert_eq!(ws_read_data(&mut ws), TMessage::text("echoed"));
+    ws_close(ws);
+    proc.stop();
+}
