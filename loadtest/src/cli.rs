@@ -1,15 +1,26 @@
 //! The command line: one subcommand per mode, shared options flattened in, turned into the
 //! [`Plan`] the workers follow.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
+use crate::client::MAX_MESSAGE_BYTES;
+use crate::share::Share;
 use crate::source::SourceRange;
 use crate::stamp::Stamper;
 use crate::target::Target;
 use crate::units::{parse_duration, parse_rate, parse_size};
+
+/// The most worker threads a run (or an agent's part of one) may ask for.
+const MAX_THREADS: usize = 1024;
+/// The longest --duration, --timeout or --ping-interval: schedules are instants that far on.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The slowest --rate or --connect-rate (one per 1000 s): intervals are durations.
+const MIN_RATE: f64 = 1e-3;
 
 /// A WebSocket load generator: mio event loops driving wsloop's protocol core as a client.
 /// Every run stops by itself after --duration (and, where given, --messages).
@@ -89,6 +100,29 @@ pub enum Mode {
     /// `latency_distribution`: round trips (echo, latency), deliveries (broadcast) or
     /// handshakes (connect, idle).
     Plot(PlotArgs),
+    /// Runs load for a controller: any mode run with --agents sends each agent its part of
+    /// the connections and rate, and merges what they send back.
+    ///
+    /// One controller at a time: another one waits, and gives up after 10 s saying the agent
+    /// may be busy. A job's target and source addresses must be on loopback unless this agent
+    /// was started with --allow-remote, whatever the controller allows. The agent runs
+    /// whatever job a controller that can reach it sends: listen on a private network only.
+    Agent(AgentArgs),
+}
+
+/// The options of `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where to listen for controllers (port 0: any free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:9010")]
+    pub listen: SocketAddr,
+    /// Accept jobs whose target or source addresses are not on loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// This machine's source addresses to spread connections over, e.g.
+    /// 10.0.0.10-10.0.0.40; replaces the part of the controller's --source it would get.
+    #[arg(long, value_parser = SourceRange::parse)]
+    pub source: Option<SourceRange>,
 }
 
 /// The options of `plot`.
@@ -118,21 +152,36 @@ pub struct Common {
     /// to hold the connections once all are open.
     #[arg(long, short = 'd', value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
-    /// Worker threads, each with its own event loop and share of the connections.
+    /// Worker threads, each with its own event loop and share of the connections (with
+    /// --agents: on each agent).
     #[arg(long, short = 't', default_value_t = 1)]
     pub threads: usize,
     /// New connections per second in total (default: as fast as the server accepts, at most
     /// 128 handshakes pending per thread).
     #[arg(long, value_parser = parse_rate)]
     pub connect_rate: Option<f64>,
-    /// Source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.50.
+    /// Source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.50. With
+    /// --agents, each agent gets a consecutive part of the range (unless it was started with
+    /// its own --source).
     #[arg(long, value_parser = SourceRange::parse)]
     pub source: Option<SourceRange>,
+    /// Run the load on these agents (`wsloop-load agent` on each load machine) instead of
+    /// here, e.g. 10.0.0.2:9010,10.0.0.3:9010.
+    ///
+    /// The connections, --rate, --connect-rate and --messages are split evenly (connection
+    /// i goes to agent i modulo the number of agents, so their sends interleave); each agent
+    /// runs --threads threads. All start at one time set by this controller, their clock
+    /// offsets measured beforehand; the report merges their histograms exactly and has a row
+    /// per agent. An agent that fails or goes silent is reported, and the exit status is 1.
+    /// Broadcast publishers start once their own agent's connections are open.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub agents: Vec<String>,
     /// Longest wait for a connect, handshake, echo or pong before it counts as a timeout.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
     /// The server's process id: its CPU time over the run and its resident memory before
     /// opening and once every connection is open are reported (idle mode: per connection).
+    /// With --agents, the server runs on the controller's machine.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Offer permessage-deflate (as browsers do) and compress every message; a server that
@@ -191,7 +240,8 @@ pub struct Messages {
 }
 
 /// Which mode a plan is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModeKind {
     Echo,
     Latency,
@@ -225,6 +275,9 @@ impl ModeKind {
 pub struct Plan {
     pub mode: ModeKind,
     pub target: Target,
+    /// This process's part of the run: all of it, or an agent's. The other figures are the
+    /// whole run's (connections, rates, --messages).
+    pub share: Share,
     /// Offer permessage-deflate and compress every message.
     pub deflate: bool,
     pub connections: u64,
@@ -245,6 +298,80 @@ pub struct Plan {
     pub ping_interval: Option<Duration>,
 }
 
+impl Plan {
+    /// The rules every plan must meet, here and on an agent (which has its own
+    /// `allow_remote`); errors name the option at fault.
+    pub fn check(&self, allow_remote: bool) -> Result<(), String> {
+        if self.connections == 0 || self.threads == 0 {
+            return Err("--connections and --threads must be at least 1".into());
+        }
+        if self.threads > MAX_THREADS {
+            return Err(format!("--threads must be at most {MAX_THREADS}"));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be above zero".into());
+        }
+        let longest = [Some(self.duration), Some(self.timeout), self.ping_interval];
+        if longest.into_iter().flatten().any(|d| d > MAX_DURATION) {
+            return Err("--duration, --timeout and --ping-interval must be at most 30 days".into());
+        }
+        if let Some(source) = &self.source {
+            if !source.is_loopback() && !allow_remote {
+                return Err("--source addresses off loopback need --allow-remote".into());
+            }
+        }
+        if matches!(self.mode, ModeKind::Echo | ModeKind::Latency) && self.depth == 0 {
+            return Err("--depth must be at least 1".into());
+        }
+        if self.mode == ModeKind::Broadcast
+            && (self.publishers == 0 || self.publishers > self.connections)
+        {
+            return Err("--publishers must be between 1 and --connections".into());
+        }
+        if self.size > MAX_MESSAGE_BYTES {
+            return Err(format!("--size must be at most {MAX_MESSAGE_BYTES} bytes"));
+        }
+        if self.mode == ModeKind::Broadcast {
+            Stamper::new(self.size, self.text)?;
+        }
+        let usable = |rate: Option<f64>| rate.is_none_or(|r| r >= MIN_RATE && r.is_finite());
+        if !usable(self.rate) || !usable(self.connect_rate) {
+            return Err(format!(
+                "--rate and --connect-rate must be at least {MIN_RATE}"
+            ));
+        }
+        if self.ping_interval.is_some_and(|every| every.is_zero()) {
+            return Err("--ping-interval must be above zero".into());
+        }
+        if self.warmup >= self.duration {
+            return Err(format!(
+                "--warmup ({:?}) leaves nothing of --duration ({:?}) to measure",
+                self.warmup, self.duration
+            ));
+        }
+        Ok(())
+    }
+
+    /// The connections this process opens: its share of the run's.
+    pub fn own_connections(&self) -> u64 {
+        self.share.of(self.connections)
+    }
+
+    /// Worker `thread`'s part of the run.
+    pub fn lane(&self, thread: usize) -> Share {
+        self.share.split(thread, self.threads)
+    }
+}
+
+/// A load command, checked: what to run, where the results go and which agents run it (none:
+/// this process does).
+#[derive(Debug)]
+pub struct Invocation {
+    pub plan: Plan,
+    pub outputs: Outputs,
+    pub agents: Vec<String>,
+}
+
 /// Where the results go.
 #[derive(Debug, Clone)]
 pub struct Outputs {
@@ -261,7 +388,7 @@ pub struct Outputs {
 
 impl Cli {
     /// Checks the options and resolves the target.
-    pub fn plan(self) -> Result<(Plan, Outputs), String> {
+    pub fn plan(self) -> Result<Invocation, String> {
         let (mut messages, mut depth, mut rate, mut publishers, mut ping_interval) =
             (None, 0, None, 0, None);
         let (mode, common) = match self.mode {
@@ -300,41 +427,17 @@ impl Cli {
                 (ModeKind::Broadcast, common)
             }
             Mode::Plot(_) => return Err("plot compares reports; it runs no load".into()),
+            Mode::Agent(_) => return Err("an agent runs the load its controller sends".into()),
         };
         let target = Target::parse(&common.url, common.allow_remote)?;
-        if common.connections == 0 || common.threads == 0 {
-            return Err("--connections and --threads must be at least 1".into());
-        }
-        if common.duration.is_zero() {
-            return Err("--duration must be above zero".into());
-        }
-        if let Some(source) = &common.source {
-            if !source.is_loopback() && !common.allow_remote {
-                return Err("--source addresses off loopback need --allow-remote".into());
-            }
-        }
-        if matches!(mode, ModeKind::Echo | ModeKind::Latency) && depth == 0 {
-            return Err("--depth must be at least 1".into());
-        }
-        if mode == ModeKind::Broadcast && (publishers == 0 || publishers > common.connections) {
-            return Err("--publishers must be between 1 and --connections".into());
-        }
         let (size, text, warmup, max_messages) = match &messages {
             Some(m) => (m.size, m.text, m.warmup, m.messages),
             None => (0, false, Duration::ZERO, None),
         };
-        if mode == ModeKind::Broadcast {
-            Stamper::new(size, text)?;
-        }
-        if warmup >= common.duration {
-            return Err(format!(
-                "--warmup ({warmup:?}) leaves nothing of --duration ({:?}) to measure",
-                common.duration
-            ));
-        }
         let plan = Plan {
             mode,
             target,
+            share: Share::WHOLE,
             deflate: common.deflate,
             connections: common.connections,
             threads: common.threads,
@@ -351,6 +454,7 @@ impl Cli {
             max_messages,
             ping_interval,
         };
+        plan.check(common.allow_remote)?;
         let label = common
             .label
             .unwrap_or_else(|| format!("{} {}", mode.name(), plan.target.url()));
@@ -363,7 +467,11 @@ impl Cli {
             plot: common.plot,
             server_pid: common.server_pid,
         };
-        Ok((plan, outputs))
+        Ok(Invocation {
+            plan,
+            outputs,
+            agents: common.agents,
+        })
     }
 }
 
@@ -376,7 +484,7 @@ mod tests {
         Cli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
             .plan()
-            .map(|(plan, _)| plan)
+            .map(|invocation| invocation.plan)
     }
 
     #[test]
@@ -408,11 +516,41 @@ mod tests {
         assert!(plan("connect -c 0").is_err());
         assert!(plan("echo --size 3parsecs").is_err());
         assert!(plan("echo --live-json --quiet").is_err());
+        assert!(plan("echo --threads 5000").is_err());
+        assert!(plan("echo --size 65MiB").is_err());
+        assert!(plan("idle --ping-interval 0s").is_err());
+        assert!(plan("echo -d 3000h").is_err());
+        assert!(plan("latency --rate 0.0001").is_err());
+    }
+
+    fn invocation(args: &str) -> Invocation {
+        let argv = std::iter::once("wsloop-load").chain(args.split_whitespace());
+        Cli::try_parse_from(argv).unwrap().plan().unwrap()
     }
 
     fn outputs(args: &str) -> Outputs {
-        let argv = std::iter::once("wsloop-load").chain(args.split_whitespace());
-        Cli::try_parse_from(argv).unwrap().plan().unwrap().1
+        invocation(args).outputs
+    }
+
+    #[test]
+    fn agents_are_a_list_and_the_agent_its_own_subcommand() {
+        let i = invocation("latency --rate 40k --agents 10.0.0.2:9010,load3:9010");
+        assert_eq!(i.agents, ["10.0.0.2:9010", "load3:9010"]);
+        assert_eq!(i.plan.share, Share::WHOLE);
+        assert!(invocation("echo").agents.is_empty());
+        let argv = [
+            "wsloop-load",
+            "agent",
+            "--listen",
+            "0.0.0.0:7000",
+            "--source",
+            "10.0.0.1",
+        ];
+        let Mode::Agent(args) = Cli::try_parse_from(argv).unwrap().mode else {
+            panic!("not agent")
+        };
+        assert_eq!(args.listen, "0.0.0.0:7000".parse().unwrap());
+        assert!(!args.allow_remote && args.source.is_some());
     }
 
     #[test]

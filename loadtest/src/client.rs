@@ -27,7 +27,7 @@ use crate::traffic::Traffic;
 /// Largest server handshake answer accepted; a 101 is a few hundred bytes.
 const MAX_RESPONSE_BYTES: usize = 16 << 10;
 /// Largest message accepted from the server; an echo is never larger than what was sent.
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

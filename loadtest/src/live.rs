@@ -1,20 +1,43 @@
-//! The live line: once a second, what every worker reported, merged (latencies from the
-//! measured window only, so none during the warm-up). Printed for people on stderr, or as
-//! one JSON object per line on stdout (--live-json).
+//! The live line: once a second, what every worker (or, on a controller, every agent)
+//! reported, merged (latencies from the measured window only, so none during the warm-up).
+//! Printed for people on stderr, or as one JSON object per line on stdout (--live-json).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
+use crate::agent::histogram as wire;
 use crate::stats::new_histogram;
 use crate::units::{format_count, format_micros};
-use crate::worker::Tick;
+
+/// What a worker has done so far; an agent sends its workers' figures added up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Figures {
+    /// Connections open now.
+    pub open: u64,
+    /// Data messages sent and received so far (warm-up included).
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    /// The latencies measured so far (inside the window).
+    #[serde(with = "wire")]
+    pub latency: Histogram<u64>,
+}
+
+/// One source's latest figures: a worker thread's, or on a controller an agent's.
+#[derive(Debug)]
+pub struct Tick {
+    /// Which worker (or agent) they come from.
+    pub thread: usize,
+    pub figures: Figures,
+}
 
 /// The latest figures of each worker.
 pub struct Live {
     mode: &'static str,
     label: String,
-    latest: Vec<Option<Tick>>,
+    latest: Vec<Option<Figures>>,
     last_sent: u64,
     last_received: u64,
 }
@@ -86,26 +109,42 @@ impl Live {
 
     /// Takes in one worker's tick.
     pub fn update(&mut self, tick: Tick) {
-        let thread = tick.thread;
-        self.latest[thread] = Some(tick);
+        self.latest[tick.thread] = Some(tick.figures);
+    }
+
+    /// Every worker's latest figures added up.
+    pub fn merged(&self) -> Figures {
+        let mut total = Figures {
+            open: 0,
+            sent: 0,
+            received: 0,
+            errors: 0,
+            latency: new_histogram(),
+        };
+        for figures in self.latest.iter().flatten() {
+            total.open += figures.open;
+            total.sent += figures.sent;
+            total.received += figures.received;
+            total.errors += figures.errors;
+            // Auto-resizing histograms accept any values, so adding cannot fail.
+            let _ = total.latency.add(&figures.latency);
+        }
+        total
     }
 
     /// The figures for second `elapsed`, given `period` since the previous line.
     pub fn sample(&mut self, elapsed: Duration, period: Duration) -> Sample {
-        let ticks = self.latest.iter().flatten();
-        let (open, sent_total, received_total, errors) = ticks
-            .fold((0, 0, 0, 0), |(o, s, r, e), t| {
-                (o + t.open, s + t.sent, r + t.received, e + t.errors)
-            });
+        let Figures {
+            open,
+            sent: sent_total,
+            received: received_total,
+            errors,
+            latency: so_far,
+        } = self.merged();
         let sent = sent_total - self.last_sent.min(sent_total);
         let received = received_total - self.last_received.min(received_total);
         self.last_sent = sent_total;
         self.last_received = received_total;
-        let mut so_far = new_histogram();
-        for tick in self.latest.iter().flatten() {
-            // Auto-resizing histograms accept any values, so adding cannot fail.
-            let _ = so_far.add(&tick.latency);
-        }
         let quantile = |q| (!so_far.is_empty()).then(|| so_far.value_at_quantile(q));
         let period_s = period.as_secs_f64();
         let per_sec = |count: u64| {
@@ -135,6 +174,52 @@ impl Live {
     }
 }
 
+/// How long after each second the workers' ticks for it have all arrived.
+pub const TICK_GRACE: Duration = Duration::from_millis(50);
+
+/// When the live line (or an agent's progress) is due: `grace` after each second of a run,
+/// so that the figures for that second have arrived.
+pub struct Seconds {
+    start: Instant,
+    next: Instant,
+    last: Instant,
+}
+
+impl Seconds {
+    pub fn new(start: Instant, grace: Duration) -> Seconds {
+        Seconds {
+            start,
+            next: start + Duration::from_secs(1) + grace,
+            last: start,
+        }
+    }
+
+    /// When the next line is due.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+
+    /// If a line is due at `now`: the time since the start and since the previous line.
+    pub fn due(&mut self, now: Instant) -> Option<(Duration, Duration)> {
+        if now < self.next {
+            return None;
+        }
+        let period = now - self.last;
+        self.last = now;
+        self.next += Duration::from_secs(1);
+        Some((now - self.start, period))
+    }
+}
+
+/// Prints a live line: JSON on stdout (--live-json) or text on stderr.
+pub fn print(sample: &Sample, json: bool) {
+    if json {
+        println!("{}", sample.json());
+    } else {
+        eprintln!("{}", sample.text());
+    }
+}
+
 /// Milliseconds are precision enough for a once-a-second line.
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
@@ -151,11 +236,13 @@ mod tests {
         }
         Tick {
             thread,
-            open: 5,
-            sent,
-            received,
-            errors: 1,
-            latency,
+            figures: Figures {
+                open: 5,
+                sent,
+                received,
+                errors: 1,
+                latency,
+            },
         }
     }
 
@@ -190,5 +277,18 @@ mod tests {
         assert_eq!(json["sent_total"], 180);
         assert_eq!(json["p99_us"], 40);
         assert!(!s.json().contains('\n'), "one object per line");
+    }
+
+    #[test]
+    fn lines_fall_due_a_little_after_each_second() {
+        let start = Instant::now();
+        let mut seconds = Seconds::new(start, TICK_GRACE);
+        assert_eq!(seconds.due(start + Duration::from_millis(1000)), None);
+        let at = start + Duration::from_millis(1100);
+        assert_eq!(seconds.due(at), Some((at - start, at - start)));
+        assert_eq!(seconds.next(), start + Duration::from_millis(2050));
+        let at = start + Duration::from_millis(2060);
+        let (elapsed, period) = seconds.due(at).unwrap();
+        assert_eq!((elapsed, period), (at - start, Duration::from_millis(960)));
     }
 }

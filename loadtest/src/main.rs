@@ -1,6 +1,8 @@
 //! wsloop-load: a WebSocket load generator. See `wsloop-load --help` and BENCHMARKS.md.
-//! `wsloop-load plot` compares runs from their --json reports.
+//! `wsloop-load plot` compares runs from their --json reports; `wsloop-load agent` runs the
+//! load of a controller (any mode given `--agents`) on another machine.
 
+mod agent;
 mod cli;
 mod client;
 mod compare;
@@ -8,8 +10,11 @@ mod hgrm;
 mod live;
 mod payload;
 mod plot;
+mod pool;
 mod report;
 mod run;
+mod selfcheck;
+mod share;
 mod source;
 mod stamp;
 mod stats;
@@ -18,6 +23,7 @@ mod target;
 mod timer;
 mod traffic;
 mod units;
+mod watch;
 mod worker;
 
 use std::process::ExitCode;
@@ -27,9 +33,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let result = match cli::Cli::parse().mode {
         cli::Mode::Plot(args) => compare::run(&args),
-        mode => cli::Cli { mode }
-            .plan()
-            .and_then(|(plan, outputs)| run::run(plan, outputs)),
+        cli::Mode::Agent(args) => agent::serve::run(&args),
+        mode => cli::Cli { mode }.plan().and_then(|invocation| {
+            if invocation.agents.is_empty() {
+                run::run(invocation.plan, invocation.outputs)
+            } else {
+                agent::controller::run(invocation.plan, invocation.outputs, &invocation.agents)
+            }
+        }),
     };
     match result {
         Ok(code) => code,

@@ -8,8 +8,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::agent::row::AgentRow;
 use crate::cli::{ModeKind, Plan};
 use crate::plot;
+use crate::selfcheck::{self, SelfCheck};
 use crate::stats::{ErrorKind, Percentiles, Stats};
 use crate::units::{format_bytes, format_count, format_micros};
 
@@ -69,7 +71,12 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     pub generator: Generator,
-    /// What makes the figures doubtful, e.g. a broadcast path that does not fan out.
+    /// With --agents: one row per agent, in the order given; `None` for a run on this
+    /// machine.
+    pub agents: Option<Vec<AgentRow>>,
+    /// What makes the figures doubtful: a broadcast path that does not fan out, a generator
+    /// that could be the cause of the tail (named by agent with --agents), an agent that
+    /// failed.
     pub warnings: Vec<String>,
 }
 
@@ -151,7 +158,8 @@ pub struct ServerFigures {
     pub rss_after_bytes: Option<u64>,
 }
 
-/// The generator's own cost, to tell when it, not the server, is the bottleneck.
+/// The generator's own cost, to tell when it, not the server, is the bottleneck. With
+/// --agents: every agent's CPU time together, and every agent's threads.
 #[derive(Debug, Serialize)]
 pub struct Generator {
     pub elapsed_s: f64,
@@ -161,6 +169,10 @@ pub struct Generator {
     pub cores_busy: f64,
     /// CPU time per message received (sending, checking and timing it included).
     pub cpu_us_per_message: Option<f64>,
+    /// Each thread's share of its core, the busiest one, whether it saturated, and how late
+    /// the event loops ran.
+    #[serde(flatten)]
+    pub check: SelfCheck,
 }
 
 /// Inputs to the report beyond the merged statistics.
@@ -174,6 +186,8 @@ pub struct Context {
     /// The server's CPU time (user, system) over the run.
     pub server_cpu: Option<(Duration, Duration)>,
     pub rss: (Option<u64>, Option<u64>),
+    /// With --agents: their rows.
+    pub agents: Option<Vec<AgentRow>>,
 }
 
 impl Report {
@@ -229,7 +243,7 @@ impl Report {
         let publishing_for = stats
             .first_publish
             .map(|first| stats.sending_time.saturating_sub(first));
-        let warnings = broadcast
+        let mut warnings: Vec<String> = broadcast
             .then(|| {
                 fan_out_warning(
                     stats.opened,
@@ -242,6 +256,11 @@ impl Report {
             .flatten()
             .into_iter()
             .collect();
+        match &ctx.agents {
+            // Each agent checked itself; its warnings name it.
+            Some(rows) => warnings.extend(rows.iter().flat_map(AgentRow::report_warnings)),
+            None => warnings.extend(selfcheck::warnings(mode, stats)),
+        }
         Report {
             mode: mode.name(),
             url: plan.target.url(),
@@ -306,7 +325,9 @@ impl Report {
                     0.0
                 },
                 cpu_us_per_message: per_message(user + system),
+                check: SelfCheck::of(stats),
             },
+            agents: ctx.agents.clone(),
             warnings,
         }
     }
@@ -448,6 +469,14 @@ impl Report {
             self.generator.cpu_system_s,
             self.generator.elapsed_s
         );
+        let _ = writeln!(out, "  self-check    {}", check_text(&self.generator.check));
+        if let Some(rows) = &self.agents {
+            let ok = rows.iter().filter(|row| row.failure.is_none()).count();
+            let _ = writeln!(out, "  agents        {ok} of {} reported", rows.len());
+            for row in rows {
+                let _ = writeln!(out, "    {}", row.text());
+            }
+        }
         for warning in &self.warnings {
             let _ = writeln!(out, "  warning: {warning}");
         }
@@ -487,6 +516,28 @@ fn fan_out_warning(
     } else {
         None
     }
+}
+
+/// `busiest thread 45% of its core, waited for a CPU 2%, event loop late p99 120us` for a
+/// self-check.
+pub fn check_text(check: &SelfCheck) -> String {
+    let mut text = format!(
+        "busiest thread {:.0}% of its core{}",
+        check.busiest_thread * 100.0,
+        if check.saturated { " (saturated)" } else { "" }
+    );
+    if !check.thread_waiting.is_empty() {
+        let _ = write!(
+            text,
+            ", waited for a CPU {:.0}%{}",
+            check.most_waiting() * 100.0,
+            if check.starved { " (starved)" } else { "" }
+        );
+    }
+    if let Some(lag) = &check.loop_lag_us {
+        let _ = write!(text, ", event loop late p99 {}", format_micros(lag.p99));
+    }
+    text
 }
 
 /// `, 0.45 us CPU per message` when there were messages.

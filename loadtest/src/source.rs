@@ -4,7 +4,10 @@
 //! ephemeral ports (about 28,000 by default), so large runs spread connections over several
 //! loopback addresses; all of 127.0.0.0/8 answers on Linux without configuration.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+
+use crate::share::Share;
 
 /// An inclusive range of IPv4 addresses, or one IPv6 address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,37 @@ impl SourceRange {
     pub fn is_loopback(&self) -> bool {
         self.nth(0).is_loopback() && self.nth(u64::from(self.count) - 1).is_loopback()
     }
+
+    /// An agent's part of the range: consecutive addresses, as many for each agent as can be
+    /// (one address each when there are fewer addresses than agents).
+    pub fn part(&self, share: Share) -> SourceRange {
+        let (len, count, index) = (
+            u64::from(self.count),
+            share.count as u64,
+            share.index as u64,
+        );
+        if len < count {
+            return SourceRange {
+                first: self.nth(index),
+                count: 1,
+            };
+        }
+        let (lo, hi) = (index * len / count, (index + 1) * len / count);
+        SourceRange {
+            first: self.nth(lo),
+            count: (hi - lo) as u32,
+        }
+    }
+}
+
+/// As `--source` takes it: `A` or `A-B`.
+impl fmt::Display for SourceRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.count {
+            1 => write!(f, "{}", self.first),
+            n => write!(f, "{}-{}", self.first, self.nth(u64::from(n) - 1)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +114,31 @@ mod tests {
         assert!(SourceRange::parse("127.0.0.9-127.0.0.1").is_err());
         assert!(SourceRange::parse("localhost").is_err());
         assert!(!SourceRange::parse("10.0.0.1").unwrap().is_loopback());
+    }
+
+    #[test]
+    fn agents_get_consecutive_parts() {
+        let r = SourceRange::parse("127.0.0.1-127.0.0.10").unwrap();
+        let parts: Vec<String> = (0..3)
+            .map(|index| r.part(Share { index, count: 3 }).to_string())
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                "127.0.0.1-127.0.0.3",
+                "127.0.0.4-127.0.0.6",
+                "127.0.0.7-127.0.0.10"
+            ]
+        );
+        let two = SourceRange::parse("127.0.0.1-127.0.0.2").unwrap();
+        assert_eq!(
+            two.part(Share { index: 2, count: 3 }).to_string(),
+            "127.0.0.1"
+        );
+        for text in ["127.0.0.1-127.0.0.50", "::1", "10.0.0.7"] {
+            let r = SourceRange::parse(text).unwrap();
+            assert_eq!(r.to_string(), text);
+            assert_eq!(r.part(Share::WHOLE), r);
+        }
     }
 }

@@ -14,9 +14,11 @@
 //!
 //! The send time comes from a monotonic clock anchored once to the wall clock
 //! ([`Clock`]), so it never jumps within a run and generators on the same machine share the
-//! epoch: a subscriber in another process can compute the delivery latency too.
+//! epoch: a subscriber in another process can compute the delivery latency too. Agents on
+//! other machines read their controller's time instead (their clock shifted by its measured
+//! offset), so that a message published on one and delivered on another is timed too.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::payload;
 
@@ -57,6 +59,23 @@ impl Clock {
     pub fn unix_ns(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.anchor).as_nanos() as u64;
         self.anchor_unix_ns + since
+    }
+
+    /// The same clock `offset_ns` behind: an agent whose clock is `offset_ns` ahead of its
+    /// controller's reads the controller's time through it, so that the shared start time
+    /// and broadcast stamps mean the same on every machine of a run.
+    pub fn shifted_back(self, offset_ns: i64) -> Clock {
+        Clock {
+            anchor: self.anchor,
+            anchor_unix_ns: self
+                .anchor_unix_ns
+                .saturating_add_signed(offset_ns.saturating_neg()),
+        }
+    }
+
+    /// The instant this clock reads `unix_ns` (its anchor, for times before it).
+    pub fn instant(&self, unix_ns: u64) -> Instant {
+        self.anchor + Duration::from_nanos(unix_ns.saturating_sub(self.anchor_unix_ns))
     }
 }
 
@@ -202,8 +221,14 @@ mod tests {
     fn clock_is_anchored_to_the_epoch() {
         let clock = Clock::new();
         let now = Instant::now();
-        let later = now + std::time::Duration::from_millis(5);
+        let later = now + Duration::from_millis(5);
         assert_eq!(clock.unix_ns(later) - clock.unix_ns(now), 5_000_000);
         assert!(clock.unix_ns(now) > 1_600_000_000 * 1_000_000_000);
+        assert_eq!(clock.instant(clock.unix_ns(later)), later);
+        let behind = clock.shifted_back(2_000);
+        assert_eq!(clock.unix_ns(later) - behind.unix_ns(later), 2_000);
+        assert_eq!(behind.instant(behind.unix_ns(later)), later);
+        let ahead = clock.shifted_back(-2_000);
+        assert_eq!(ahead.unix_ns(later) - clock.unix_ns(later), 2_000);
     }
 }

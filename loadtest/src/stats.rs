@@ -1,11 +1,15 @@
-//! What one worker thread measured; merged across threads into the run's figures.
+//! What one worker thread measured; merged across threads (and agents, which ship it whole)
+//! into the run's figures.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::agent::histogram as wire;
 
 /// Why a connection or a message failed, as the report groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +53,44 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+impl FromStr for ErrorKind {
+    type Err = String;
+
+    /// The inverse of `Display`: the report's name of the kind.
+    fn from_str(name: &str) -> Result<ErrorKind, String> {
+        let kind = match name {
+            "refused" => ErrorKind::Refused,
+            "connect_failed" => ErrorKind::ConnectFailed,
+            "handshake_failed" => ErrorKind::HandshakeFailed,
+            "closed_without_code" => ErrorKind::ClosedWithoutCode,
+            "dropped" => ErrorKind::Dropped,
+            "payload_mismatch" => ErrorKind::PayloadMismatch,
+            "timeout" => ErrorKind::Timeout,
+            "protocol_error" => ErrorKind::ProtocolError,
+            "io_error" => ErrorKind::Io,
+            _ => match name.strip_prefix("closed_with_code_").map(str::parse) {
+                Some(Ok(code)) => ErrorKind::ClosedWithCode(code),
+                _ => return Err(format!("unknown error kind {name:?}")),
+            },
+        };
+        Ok(kind)
+    }
+}
+
+/// By name, so that errors by kind are a JSON object keyed as in the report.
+impl Serialize for ErrorKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ErrorKind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A histogram of microseconds from 1 us up, growing as needed, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     let mut histogram =
@@ -64,19 +106,35 @@ pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
     let _ = histogram.record(micros);
 }
 
-/// Everything one worker counted.
-#[derive(Debug, Clone)]
+/// Everything one worker counted. An agent sends it to the controller as JSON, the
+/// histograms in HdrHistogram's V2 format (see [`crate::agent::histogram`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stats {
     /// Round-trip (echo, latency) or delivery (broadcast) latency; in open loop, measured
     /// from each message's intended send time.
+    #[serde(with = "wire")]
     pub latency: Histogram<u64>,
     /// Open loop only: the same messages measured from when they actually left.
+    #[serde(with = "wire")]
     pub latency_uncorrected: Histogram<u64>,
-    /// Open loop only: how late each message left against its schedule (the generator's own
-    /// lag, or a full send window).
+    /// Open loop and publishing: how late each message left against its schedule (the
+    /// generator's own lag, or a full send window).
+    #[serde(with = "wire")]
     pub send_lag: Histogram<u64>,
     /// From the start of the TCP connect to a checked `101` answer.
+    #[serde(with = "wire")]
     pub handshake: Histogram<u64>,
+    /// While the load ran (after the warm-up): how late a timer the event loop set itself
+    /// every 10 ms fired (its lag, as Node's `monitorEventLoopDelay` measures it), a wait
+    /// that every event met too and the server is not to blame for.
+    #[serde(with = "wire")]
+    pub loop_lag: Histogram<u64>,
+    /// Each thread's CPU time over wall time while it generated load (the measured window;
+    /// connect and idle modes: the ramp): near 1.0, the thread's core was saturated.
+    pub thread_busy: Vec<f64>,
+    /// Over the same time, the share each thread spent ready to run but waiting for a CPU
+    /// (other work on its core); empty where the kernel does not say.
+    pub thread_waiting: Vec<f64>,
     /// Data messages sent (all of them, warm-up included).
     pub sent: u64,
     /// Data messages received (echoes or deliveries), warm-up included.
@@ -116,6 +174,9 @@ impl Stats {
             latency_uncorrected: new_histogram(),
             send_lag: new_histogram(),
             handshake: new_histogram(),
+            loop_lag: new_histogram(),
+            thread_busy: Vec::new(),
+            thread_waiting: Vec::new(),
             sent: 0,
             received: 0,
             window_messages: 0,
@@ -153,6 +214,9 @@ impl Stats {
         add(&mut self.latency_uncorrected, &other.latency_uncorrected);
         add(&mut self.send_lag, &other.send_lag);
         add(&mut self.handshake, &other.handshake);
+        add(&mut self.loop_lag, &other.loop_lag);
+        self.thread_busy.extend_from_slice(&other.thread_busy);
+        self.thread_waiting.extend_from_slice(&other.thread_waiting);
         self.sent += other.sent;
         self.received += other.received;
         self.window_messages += other.window_messages;
@@ -234,6 +298,47 @@ mod tests {
         assert_eq!(
             ErrorKind::ClosedWithCode(1011).to_string(),
             "closed_with_code_1011"
+        );
+    }
+
+    #[test]
+    fn error_kinds_read_back_from_their_names() {
+        let kinds = [
+            ErrorKind::Refused,
+            ErrorKind::ConnectFailed,
+            ErrorKind::HandshakeFailed,
+            ErrorKind::ClosedWithCode(4000),
+            ErrorKind::ClosedWithoutCode,
+            ErrorKind::Dropped,
+            ErrorKind::PayloadMismatch,
+            ErrorKind::Timeout,
+            ErrorKind::ProtocolError,
+            ErrorKind::Io,
+        ];
+        for kind in kinds {
+            assert_eq!(kind.to_string().parse(), Ok(kind));
+        }
+        assert!("closed_with_code_70000".parse::<ErrorKind>().is_err());
+        assert!("on_fire".parse::<ErrorKind>().is_err());
+    }
+
+    #[test]
+    fn stats_survive_the_trip_to_the_controller() {
+        let mut stats = Stats::new();
+        record(&mut stats.latency, Duration::from_micros(250));
+        record(&mut stats.loop_lag, Duration::from_micros(40));
+        stats.error(ErrorKind::ClosedWithCode(1011));
+        stats.thread_busy = vec![0.5, 0.87];
+        stats.sent = 12;
+        let json = serde_json::to_string(&stats).unwrap();
+        let back: Stats = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.latency, stats.latency);
+        assert_eq!(back.loop_lag, stats.loop_lag);
+        assert_eq!(back.errors, stats.errors);
+        assert_eq!((back.sent, back.thread_busy), (12, vec![0.5, 0.87]));
+        assert!(
+            json.contains(r#""errors":{"closed_with_code_1011":1}"#),
+            "{json}"
         );
     }
 }

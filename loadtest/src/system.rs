@@ -1,5 +1,6 @@
 //! What the operating system can tell or give the generator: the open-file limit, CPU time
-//! used, and another process's resident memory.
+//! used (by the process, or by one thread), how long a thread waited for a CPU, and another
+//! process's resident memory.
 
 use std::time::Duration;
 
@@ -38,10 +39,34 @@ pub fn connection_budget(open_file_limit: u64) -> u64 {
 
 /// CPU time this process has used, user and system.
 pub fn cpu_time() -> (Duration, Duration) {
+    usage(libc::RUSAGE_SELF)
+}
+
+/// CPU time the calling thread has used, user and system together.
+pub fn thread_cpu_time() -> Duration {
+    let (user, system) = usage(libc::RUSAGE_THREAD);
+    user + system
+}
+
+/// How long the calling thread has waited, ready to run, for a CPU (the kernel's run-queue
+/// delay, from `/proc/thread-self/schedstat`); `None` where the kernel does not say.
+pub fn thread_wait_time() -> Option<Duration> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    parse_run_delay(&schedstat)
+}
+
+/// The second of `schedstat`'s fields: nanoseconds on CPU, waiting for one, time slices.
+fn parse_run_delay(schedstat: &str) -> Option<Duration> {
+    let waited = schedstat.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(waited))
+}
+
+fn usage(who: libc::c_int) -> (Duration, Duration) {
     // SAFETY: an all-zero rusage is a valid value to be overwritten.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is valid and writable; RUSAGE_SELF cannot fail with a valid pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    // SAFETY: `usage` is valid and writable; RUSAGE_SELF and RUSAGE_THREAD cannot fail with
+    // a valid pointer.
+    unsafe { libc::getrusage(who, &mut usage) };
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
@@ -113,6 +138,40 @@ mod tests {
             (Duration::from_millis(2500), Duration::from_millis(750))
         );
         assert!(process_cpu_time(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn reads_the_run_queue_delay() {
+        assert_eq!(
+            parse_run_delay("625316 27081 3\n"),
+            Some(Duration::from_nanos(27081))
+        );
+        assert_eq!(parse_run_delay("625316"), None);
+        // Where schedstat exists, it counts up.
+        if let Some(before) = thread_wait_time() {
+            std::thread::yield_now();
+            assert!(thread_wait_time().unwrap() >= before);
+        }
+    }
+
+    #[test]
+    fn a_thread_counts_only_its_own_cpu() {
+        // Spins until the thread has used `cpu`, or for 5 s on a machine too busy to give it.
+        let spin = |cpu: Duration| {
+            let (start, from) = (std::time::Instant::now(), thread_cpu_time());
+            while thread_cpu_time() - from < cpu && start.elapsed() < Duration::from_secs(5) {
+                std::hint::black_box(0u64);
+            }
+        };
+        let before = thread_cpu_time();
+        std::thread::spawn(move || spin(Duration::from_millis(200)))
+            .join()
+            .unwrap();
+        let other = thread_cpu_time() - before;
+        assert!(other < Duration::from_millis(50), "{other:?}");
+        spin(Duration::from_millis(50));
+        let own = thread_cpu_time() - before;
+        assert!(own >= Duration::from_millis(50), "{own:?}");
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! A timer with microsecond precision for the open-loop schedule.
+//! A timer with microsecond precision for the event loop's deadlines, the open-loop schedule
+//! above all.
 //!
 //! epoll's timeout counts whole milliseconds (mio rounds up), so a loop that sleeps in
 //! `poll` sends open-loop messages up to a millisecond late, or must spin. A timerfd
 //! registered in the same poll wakes the loop at the exact deadline instead, and a timer
-//! slack of one nanosecond keeps the kernel from deferring it by its default 50 us.
+//! slack of one nanosecond keeps the kernel from deferring it by its default 50 us. Waking
+//! on time is also what makes the loop's own lag (how late it got to a deadline) a measure
+//! of the generator rather than of epoll's rounding.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -1,6 +1,6 @@
 //! One worker thread: its own mio event loop over its share of the connections, the
-//! connection ramp, the open-loop schedule, timeouts, and the run's stages from sending to
-//! closing.
+//! connection ramp, the open-loop schedule, timeouts, the run's stages from sending to
+//! closing, and what the loop notices about itself (how late it ran, how busy its core was).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,14 +10,15 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::cli::{ModeKind, Plan};
 use crate::client::{connect_error, Conn, Phase, Progress, Readiness};
+use crate::live::{Figures, Tick};
 use crate::stamp::Clock;
 use crate::stats::{record, ErrorKind, Stats};
+use crate::system::{thread_cpu_time, thread_wait_time};
 use crate::timer::PreciseTimer;
 use crate::traffic::{first_slot, Load};
 
@@ -29,6 +30,8 @@ const MAX_PENDING: usize = 128;
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// How often the live figures go to the main thread.
 const TICK_EVERY: Duration = Duration::from_secs(1);
+/// How often the loop's lag is sampled: a timer this often, and how late it fires.
+const LAG_PROBE_EVERY: Duration = Duration::from_millis(10);
 /// Broadcast: the drain ends after this long without a delivery.
 const QUIET: Duration = Duration::from_millis(500);
 /// Longest wait for the server's side of the closing handshake at the end.
@@ -46,19 +49,6 @@ pub struct Shared {
     pub clock: Clock,
     /// Connections whose connect has ended, in success or failure, over all threads.
     pub settled: AtomicU64,
-}
-
-/// A worker's figures for the live line.
-#[derive(Debug)]
-pub struct Tick {
-    pub thread: usize,
-    pub open: u64,
-    /// Data messages sent and received so far (warm-up included).
-    pub sent: u64,
-    pub received: u64,
-    pub errors: u64,
-    /// The latencies measured so far (inside the window).
-    pub latency: Histogram<u64>,
 }
 
 /// The stages of a run, in order.
@@ -104,23 +94,27 @@ pub struct Worker {
     next_tick: Instant,
     next_ping: Option<Instant>,
     last_delivery: Instant,
+    /// The lag probe's next deadline.
+    next_probe: Instant,
+    /// When the measured period began for this thread, and its CPU and run-queue times then.
+    busy_since: Option<(Instant, Duration, Option<Duration>)>,
+    /// CPU time, and time waiting for a CPU, over wall time in the measured period, once it
+    /// has ended.
+    busy: Option<(f64, Option<f64>)>,
 }
 
 impl Worker {
-    /// Worker `thread` of `plan.threads`: it opens connections `thread`, `thread + threads`...
+    /// Worker `thread` of `plan.threads`: it opens the connections of its lane of the
+    /// process's share (see [`crate::share`]), and sends its part of --messages.
     pub fn new(
         thread: usize,
         plan: Arc<Plan>,
         shared: Arc<Shared>,
         ticks: Sender<Tick>,
     ) -> io::Result<Worker> {
-        let threads = plan.threads as u64;
-        let ids: Vec<u64> = (thread as u64..plan.connections)
-            .step_by(plan.threads)
-            .collect();
-        let quota = plan
-            .max_messages
-            .map(|total| total / threads + u64::from((thread as u64) < total % threads));
+        let lane = plan.lane(thread);
+        let ids: Vec<u64> = lane.ids(plan.connections).collect();
+        let quota = plan.max_messages.map(|total| lane.of(total));
         let start = shared.start;
         let load = Load::new(&plan, start, shared.clock, quota);
         let end_at = (plan.mode != ModeKind::Idle).then_some(start + plan.duration);
@@ -131,7 +125,7 @@ impl Worker {
             poll,
             timer,
             timer_armed: None,
-            connect_rate: plan.connect_rate.map(|rate| rate / threads as f64),
+            connect_rate: plan.connect_rate.map(|rate| rate / lane.count as f64),
             conns: Slab::with_capacity(ids.len()),
             ids,
             next_id: 0,
@@ -147,6 +141,9 @@ impl Worker {
             next_tick: start + TICK_EVERY,
             next_ping: None,
             last_delivery: start,
+            next_probe: start + LAG_PROBE_EVERY,
+            busy_since: None,
+            busy: None,
             plan,
             shared,
         })
@@ -158,23 +155,25 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
+            self.watch_itself(now);
             self.open_due(now);
             self.send_scheduled(now);
             self.housekeeping(now);
             if self.advance(now) {
                 break;
             }
-            let (wake, precise) = self.next_wake(now);
+            let wake = self.next_wake(now);
             let wait = wake.saturating_duration_since(now);
-            if precise && !wait.is_zero() && self.timer_armed != Some(wake) {
-                // The timerfd wakes the poll on time; the poll's own timeout is a backstop.
+            if !wait.is_zero() && self.timer_armed != Some(wake) {
+                // The timerfd wakes the poll on time; the poll's own timeout, in whole
+                // milliseconds, is a backstop.
                 self.timer.arm(wait)?;
                 self.timer_armed = Some(wake);
             }
-            let timeout = if precise {
-                wait + Duration::from_millis(1)
-            } else {
+            let timeout = if wait.is_zero() {
                 wait
+            } else {
+                wait + Duration::from_millis(1)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -197,8 +196,45 @@ impl Worker {
                 self.on_event(event.token().0, readiness);
             }
         }
+        self.end_busy(Instant::now());
+        if let Some((busy, waiting)) = self.busy {
+            self.load.stats.thread_busy.push(busy);
+            self.load.stats.thread_waiting.extend(waiting);
+        }
         self.tick();
         Ok(self.load.stats)
+    }
+
+    /// The lag probe: how late the loop got round to a deadline it set itself
+    /// [`LAG_PROBE_EVERY`] before (a slow wake-up, or a long turn over many events, delays
+    /// every timer and every event alike), noted while the load runs after the warm-up. Also
+    /// starts the measured period of the thread's CPU time.
+    fn watch_itself(&mut self, now: Instant) {
+        let measuring = self.stage == Stage::Running && now >= self.shared.start + self.plan.warmup;
+        if now >= self.next_probe {
+            if measuring {
+                record(&mut self.load.stats.loop_lag, now - self.next_probe);
+            }
+            self.next_probe = now + LAG_PROBE_EVERY;
+        }
+        if measuring && self.busy_since.is_none() {
+            self.busy_since = Some((now, thread_cpu_time(), thread_wait_time()));
+        }
+    }
+
+    /// Ends the measured period of the thread's CPU and run-queue times (once).
+    fn end_busy(&mut self, now: Instant) {
+        let (None, Some((since, cpu, waited))) = (self.busy, self.busy_since) else {
+            return;
+        };
+        let wall = now.saturating_duration_since(since).as_secs_f64();
+        if wall > 0.0 {
+            let share = |d: Duration| d.as_secs_f64() / wall;
+            let waiting = waited
+                .zip(thread_wait_time())
+                .map(|(before, after)| share(after.saturating_sub(before)));
+            self.busy = Some((share(thread_cpu_time() - cpu), waiting));
+        }
     }
 
     /// Opens the connections the ramp allows by `now`.
@@ -229,7 +265,11 @@ impl Worker {
 
     fn open(&mut self, id: u64) {
         self.load.stats.attempted += 1;
-        let source = self.plan.source.as_ref().map(|s| s.nth(id));
+        let source = self
+            .plan
+            .source
+            .as_ref()
+            .map(|s| s.nth(self.plan.share.position(id)));
         let mut conn = match Conn::connect(id, &self.plan.target, source, self.plan.deflate) {
             Ok(conn) => conn,
             Err(e) => {
@@ -376,7 +416,7 @@ impl Worker {
             self.flush_all();
             self.next_ping = self.plan.ping_interval.map(|every| now + every);
         }
-        let everyone = self.plan.connections;
+        let everyone = self.plan.own_connections();
         if self.plan.mode == ModeKind::Broadcast
             && !self.publishing
             && self.stage == Stage::Running
@@ -387,7 +427,8 @@ impl Worker {
     }
 
     /// Broadcast: once every connection of every thread has settled, so that each message
-    /// reaches the same set of subscribers, the publishers start on their schedule.
+    /// reaches the same set of subscribers, the publishers start on their schedule. (Of every
+    /// thread of this process: agents do not wait for each other.)
     fn start_publishing(&mut self, now: Instant) {
         self.publishing = true;
         let Some(rate) = self.plan.rate else {
@@ -443,11 +484,13 @@ impl Worker {
         // The main thread may have stopped listening; the figures are also in the result.
         let _ = self.ticks.send(Tick {
             thread: self.thread,
-            open,
-            sent: self.load.stats.sent,
-            received: self.load.stats.received,
-            errors: self.load.stats.error_count(),
-            latency,
+            figures: Figures {
+                open,
+                sent: self.load.stats.sent,
+                received: self.load.stats.received,
+                errors: self.load.stats.error_count(),
+                latency,
+            },
         });
     }
 
@@ -479,11 +522,13 @@ impl Worker {
                 ModeKind::Connect => {
                     if ramp_done || self.end_at.is_some_and(|end| now >= end) {
                         self.load.stats.sending_time = now - self.shared.start;
+                        self.end_busy(now);
                         self.begin_closing(now);
                     }
                 }
                 ModeKind::Idle => match self.end_at {
                     None if ramp_done => {
+                        self.end_busy(now);
                         self.end_at = Some(now + self.plan.duration);
                         self.next_ping = self.plan.ping_interval.map(|every| now + every);
                     }
@@ -556,6 +601,7 @@ impl Worker {
 
     /// End of the sending time: no new messages; counts the scheduled ones that never left.
     fn stop_sending(&mut self, now: Instant) {
+        self.end_busy(now);
         self.load.sending = false;
         self.load.stats.sending_time =
             now.min(self.shared.start + self.plan.duration) - self.shared.start;
@@ -591,30 +637,23 @@ impl Worker {
         self.flush_all();
     }
 
-    /// The next moment something is due, and whether it needs sub-millisecond precision
-    /// (an open-loop send).
-    fn next_wake(&self, now: Instant) -> (Instant, bool) {
-        let mut wake = self.next_check.min(self.next_tick);
-        let mut precise = false;
-        if let Some(&Reverse((due, _))) = self.schedule.peek() {
-            if due < wake {
-                wake = due;
-                precise = true;
-            }
-        }
+    /// The next moment something is due: an open-loop send, a check, a tick, the lag probe,
+    /// the end of a stage, the ramp's next connection or a ping.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let send = self.schedule.peek().map(|&Reverse((due, _))| due);
         let stage_end = match self.stage {
             Stage::Running => self.end_at,
             Stage::Draining { until } | Stage::Checking { until } | Stage::Closing { until } => {
                 Some(until)
             }
         };
-        let others = [stage_end, self.ramp_due(), self.next_ping];
-        for at in others.into_iter().flatten() {
-            if at < wake {
-                wake = at;
-                precise = false;
-            }
-        }
-        (wake.max(now), precise)
+        [send, stage_end, self.ramp_due(), self.next_ping]
+            .into_iter()
+            .flatten()
+            .fold(
+                self.next_check.min(self.next_tick).min(self.next_probe),
+                Instant::min,
+            )
+            .max(now)
     }
 }

@@ -1,0 +1,162 @@
+//! What the integration tests share: an in-process wsloop server on a loopback port, and
+//! running `wsloop-load` with a JSON report to read back.
+
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use wsloop::{Handler, Server, ShutdownHandle};
+
+/// A wsloop server on an ephemeral loopback port, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: ShutdownHandle,
+    join: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Binds and runs the server on its own thread (built there, so only the handler needs
+    /// to be `Send`).
+    pub fn start<H: Handler + Send + 'static>(handler: H) -> TestServer {
+        TestServer::start_with(wsloop::Config::default(), handler)
+    }
+
+    /// The same with a given config (its listen address is replaced).
+    pub fn start_with<H: Handler + Send + 'static>(
+        config: wsloop::Config,
+        handler: H,
+    ) -> TestServer {
+        let (ready, bound) = std::sync::mpsc::channel();
+        let join = std::thread::spawn(move || {
+            let config = wsloop::Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..config
+            };
+            let server = Server::bind(config, handler)?;
+            ready
+                .send((server.local_addr(), server.shutdown_handle()))
+                .expect("test waits for the address");
+            server.run()
+        });
+        let (addr, stop) = bound.recv().expect("server bound");
+        TestServer {
+            addr,
+            stop,
+            join: Some(join),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+        if let Some(join) = self.join.take() {
+            let result = join.join().expect("server thread panicked");
+            if !std::thread::panicking() {
+                result.expect("server failed");
+            }
+        }
+    }
+}
+
+/// The report of one run, with the exit status and output.
+pub struct Run {
+    pub report: Value,
+    pub output: Output,
+    pub dir: PathBuf,
+}
+
+impl Run {
+    pub fn u64(&self, key: &str) -> u64 {
+        self.report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.report))
+    }
+
+    pub fn f64(&self, key: &str) -> f64 {
+        self.report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.report))
+    }
+
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        serde_json::from_value(self.report["errors"].clone()).expect("errors by kind")
+    }
+
+    pub fn percentiles(&self, key: &str) -> [u64; 7] {
+        let p = &self.report[key];
+        let get = |name: &str| {
+            p[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key}.{name} missing in {}", self.report))
+        };
+        let values = [
+            get("min"),
+            get("p50"),
+            get("p90"),
+            get("p99"),
+            get("p99_9"),
+            get("p99_99"),
+            get("max"),
+        ];
+        assert!(
+            values.windows(2).all(|w| w[0] <= w[1]),
+            "{key} not ordered: {values:?}"
+        );
+        assert!(
+            values[0] >= 1 && values[6] < 5_000_000,
+            "{key} not sane: {values:?}"
+        );
+        values
+    }
+}
+
+/// Runs the generator quietly with `args` (plus --json into a fresh directory) and reads the
+/// report.
+pub fn run(name: &str, args: &[&str]) -> Run {
+    run_with(name, args, true)
+}
+
+/// Like [`run`], with the live line on stderr unless `quiet`.
+pub fn run_with(name: &str, args: &[&str], quiet: bool) -> Run {
+    let dir = std::env::temp_dir().join(format!("wsloop-load-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
+        .args(args)
+        .args(quiet.then_some("--quiet"))
+        .arg("--json")
+        .arg(&json)
+        .current_dir(&dir)
+        .output()
+        .expect("run wsloop-load");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|_| {
+        panic!(
+            "no report from {args:?}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let report = serde_json::from_str(&text).expect("report is JSON");
+    Run {
+        report,
+        output,
+        dir,
+    }
+}
+
+pub fn assert_clean(run: &Run) {
+    assert!(run.output.status.success(), "exit {:?}", run.output.status);
+    assert_eq!(run.errors(), BTreeMap::new(), "{}", run.report);
+    assert_eq!(run.u64("payload_mismatches"), 0);
+}
