@@ -1,6 +1,7 @@
 //! Server settings: limits, timeouts and buffer sizes, with defaults for a public server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proto::deflate::DeflateConfig;
@@ -67,6 +68,10 @@ pub struct Config {
     /// `wsloop::access`. Off by default: at high churn a line per connection is most of
     /// the log, and each connection then keeps a record of at most 128 bytes and its path.
     pub access_log: bool,
+    /// TLS on every connection (wss://), or `None` for plain ws://.
+    /// [`ReloadableCert`](crate::tls::ReloadableCert) builds it from PEM files; any rustls
+    /// `ServerConfig` will do (offer ALPN `http/1.1` in it, as that one does).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// How the loops of a [`Cluster`](crate::Cluster) share the listening port. With one loop
@@ -145,6 +150,7 @@ impl Default for Config {
             backlog: 1024,
             mailbox_capacity: 64 * 1024,
             access_log: false,
+            tls: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   role too.
 //! - [`Server`]: the event loop that owns the sockets.
 //! - [`Handler`]: the application's callbacks, with a [`Context`] to send and close.
+//! - [`tls`]: wss:// from PEM files, with certificate rotation.
 //!
 //! ```no_run
 //! use wsloop::{Config, ConnId, Context, Handler, Message, Server};
@@ -33,6 +34,7 @@ pub mod page;
 pub mod proto;
 pub mod rooms;
 mod server;
+pub mod tls;
 pub mod units;
 
 pub use config::{Accept, Config, SlowSubscriber};

@@ -112,9 +112,23 @@ pub struct Request<'h, 'b> {
     path: &'b str,
     headers: &'h [httparse::Header<'b>],
     key: &'b [u8],
+    server_name: Option<&'b str>,
 }
 
 impl<'h, 'b> Request<'h, 'b> {
+    /// The host name the client asked for in TLS's Server Name Indication (RFC 6066 section
+    /// 3) on a wss:// connection, so one server can tell its names apart; `None` on ws://
+    /// or when the client sent none (as for an IP address: "Literal IPv4 and IPv6
+    /// addresses are not permitted in "HostName"").
+    pub fn server_name(&self) -> Option<&'b str> {
+        self.server_name
+    }
+
+    /// Records the SNI name of the connection the request came on.
+    pub(crate) fn set_server_name(&mut self, name: Option<&'b str>) {
+        self.server_name = name;
+    }
+
     /// The method: always `GET` for an upgrade.
     pub fn method(&self) -> &'b str {
         self.method
@@ -366,6 +380,7 @@ pub fn parse_request<'h, 'b>(
             path,
             headers,
             key: b"",
+            server_name: None,
         };
         return Ok(Status::Complete((Parsed::Plain(plain), len)));
     }
@@ -406,6 +421,7 @@ pub fn parse_request<'h, 'b>(
             path,
             headers,
             key,
+            server_name: None,
         }),
         len,
     )))

@@ -7,6 +7,7 @@ use slab::Slab;
 
 use super::outbound::OutQueue;
 use super::timers::Deadline;
+use super::tls::Tls;
 use super::token::ConnId;
 use super::topics::TopicId;
 use crate::proto::deflate::PerMessageDeflate;
@@ -34,6 +35,8 @@ pub(crate) struct Conn {
     pub(crate) generation: u32,
     pub(crate) stage: Stage,
     pub(crate) out: OutQueue,
+    /// rustls's state on a wss:// connection; boxed so plain connections pay one pointer.
+    pub(crate) tls: Option<Box<Tls>>,
     pub(crate) deadline: Deadline,
     /// permessage-deflate state when negotiated; boxed so connections without it stay small.
     pub(crate) deflate: Option<Box<PerMessageDeflate>>,
@@ -75,7 +78,7 @@ pub(crate) fn lookup(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
 }
 
 impl Conn {
-    pub(crate) fn new(socket: TcpStream, generation: u32) -> Conn {
+    pub(crate) fn new(socket: TcpStream, generation: u32, tls: Option<Box<Tls>>) -> Conn {
         Conn {
             socket,
             generation,
@@ -84,6 +87,7 @@ impl Conn {
                 accepted: Instant::now(),
             },
             out: OutQueue::default(),
+            tls,
             deadline: Deadline::default(),
             deflate: None,
             topics: Vec::new(),
@@ -100,6 +104,13 @@ impl Conn {
             peer_eof: false,
             terminated: false,
         }
+    }
+
+    /// The browser's `bufferedAmount`: plaintext queued, and on a wss:// connection what
+    /// rustls accepted and has not all written yet.
+    #[inline]
+    pub(crate) fn buffered(&self) -> usize {
+        self.out.len() + self.tls.as_ref().map_or(0, |tls| tls.held())
     }
 
     /// The browser's `readyState`.

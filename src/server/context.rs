@@ -194,7 +194,7 @@ impl<'a, D> Context<'a, D> {
     /// The browser's `bufferedAmount`: bytes queued for the connection and not yet taken by
     /// the kernel.
     pub fn buffered_amount(&self, id: ConnId) -> usize {
-        self.core.get(id).map_or(0, |c| c.out.len())
+        self.core.get(id).map_or(0, |c| c.buffered())
     }
 
     /// The peer's address.

@@ -277,6 +277,7 @@ impl Core {
         let limit = self.config.backpressure_limit;
         let max_buffered = self.config.max_buffered;
         let conn = lookup(&mut self.conns, id).ok_or(SendError::NotOpen)?;
+        let buffered = conn.buffered();
         let Stage::Open(session) = &mut conn.stage else {
             return Err(SendError::NotOpen);
         };
@@ -284,7 +285,7 @@ impl Core {
         // messages, a message that went through the compressor and then was not sent would
         // leave the client's inflater out of step with every later message (RFC 7692 7.2.3).
         session.check_sendable(opcode, payload.len())?;
-        if conn.out.len() > max_buffered {
+        if buffered > max_buffered {
             self.stats.send_drops.inc();
             return Ok(SendStatus::Dropped);
         }
@@ -308,13 +309,21 @@ impl Core {
             None => payload,
         };
         let (header, header_len) = session.header(opcode, payload.len(), compressed)?;
-        if conn.out.is_empty() && payload.len() >= DIRECT_WRITE_MIN {
-            if let Err(err) = conn.out.write_direct(
-                &mut conn.socket,
-                &header[..header_len],
-                payload,
-                &mut self.pool,
-            ) {
+        if buffered == 0 && payload.len() >= DIRECT_WRITE_MIN {
+            let header = &header[..header_len];
+            // On wss:// the payload is encrypted straight from the caller's memory too.
+            let written = match &mut conn.tls {
+                None => conn
+                    .out
+                    .write_direct(&mut conn.socket, header, payload, &mut self.pool),
+                Some(tls) => conn.out.write_direct(
+                    &mut tls.writer(&mut conn.socket),
+                    header,
+                    payload,
+                    &mut self.pool,
+                ),
+            };
+            if let Err(err) = written {
                 self.failed.push((id, Error::Io(err)));
                 return Err(SendError::NotOpen);
             }
@@ -327,7 +336,8 @@ impl Core {
         if self.compressed.capacity() > COMPRESSED_CAPACITY_MAX {
             self.compressed = Vec::new();
         }
-        let over = conn.out.len() > limit;
+        let buffered = conn.buffered();
+        let over = buffered > limit;
         if over {
             conn.owe_drain = true;
             if !conn.read_paused {
@@ -335,7 +345,7 @@ impl Core {
                 self.stats.backpressure_pauses.inc();
             }
         }
-        if !conn.out.is_empty() {
+        if buffered > 0 {
             self.mark_dirty(id);
         }
         Ok(if over {
@@ -505,13 +515,14 @@ impl Core {
             let Some(conn) = lookup(conns, id) else {
                 continue;
             };
+            let buffered = conn.buffered();
             let Stage::Open(session) = &mut conn.stage else {
                 continue;
             };
             if session.close_sent() {
                 continue;
             }
-            if conn.out.len() > config.backpressure_limit {
+            if buffered > config.backpressure_limit {
                 match config.slow_subscriber {
                     SlowSubscriber::Drop => {
                         report.dropped += 1;
@@ -560,7 +571,7 @@ impl Core {
         let limit = self.config.backpressure_limit;
         let stats = &self.stats;
         if let Some(conn) = lookup(&mut self.conns, id) {
-            if conn.out.len() > limit && !conn.read_paused {
+            if conn.buffered() > limit && !conn.read_paused {
                 conn.read_paused = true;
                 stats.backpressure_pauses.inc();
             }
@@ -650,7 +661,15 @@ impl Core {
             return Ok(false);
         };
         conn.dirty = false;
-        let empty = conn.out.flush(&mut conn.socket, &mut self.pool)?;
+        let empty = match &mut conn.tls {
+            None => conn.out.flush(&mut conn.socket, &mut self.pool)?,
+            // Emptied only when rustls has written every record too (handshake messages
+            // included, which come with no queued plaintext).
+            Some(tls) => {
+                let mut writer = tls.writer(&mut conn.socket);
+                conn.out.flush(&mut writer, &mut self.pool)? && writer.push()?
+            }
+        };
         // Interest changes only when the queue goes from empty to blocked or back.
         if empty == conn.write_blocked {
             conn.write_blocked = !empty;
@@ -662,7 +681,7 @@ impl Core {
             self.registry
                 .reregister(&mut conn.socket, id.token(), interest)?;
         }
-        if conn.read_paused && conn.out.len() <= limit / 2 {
+        if conn.read_paused && conn.buffered() <= limit / 2 {
             conn.read_paused = false;
             if conn.unread && !conn.in_ready {
                 conn.in_ready = true;
@@ -678,6 +697,9 @@ impl Core {
         }
         if matches!(conn.stage, Stage::Finishing) {
             if !conn.write_shut {
+                if let Some(tls) = &mut conn.tls {
+                    tls.close_notify(&mut conn.socket);
+                }
                 conn.write_shut = true;
                 // The peer sees EOF after our last bytes; we keep reading until it closes, so
                 // that unread input does not turn our close into a reset.

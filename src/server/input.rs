@@ -42,8 +42,13 @@ pub(crate) fn on_input<H: Handler>(
 
 /// Parses the request bytes received so far and answers them when complete.
 fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, bytes: &mut [u8]) {
+    // Copied (once per wss:// handshake) so the request can be lent while the core is.
+    let server_name = core
+        .get(id)
+        .and_then(|conn| conn.tls.as_ref()?.server_name())
+        .map(str::to_owned);
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let (parsed, len) = match parse_request(bytes, &mut headers) {
+    let (mut parsed, len) = match parse_request(bytes, &mut headers) {
         Ok(Status::Complete(parsed)) => parsed,
         Ok(Status::Partial) => {
             if bytes.len() > core.config.max_handshake_bytes {
@@ -67,6 +72,11 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
     if len > core.config.max_handshake_bytes {
         respond(core, id, 431, &[], b"request headers too large\n");
         return;
+    }
+    match &mut parsed {
+        Parsed::Upgrade(request) | Parsed::Plain(request) => {
+            request.set_server_name(server_name.as_deref())
+        }
     }
     if let Some(log) = &mut core.access {
         let path = match &parsed {

@@ -24,6 +24,7 @@ mod remote;
 mod shutdown;
 pub(crate) mod stats;
 mod timers;
+mod tls;
 mod token;
 mod topics;
 
@@ -50,6 +51,7 @@ use self::conn::{lookup, Conn, Stage};
 use self::core::Core;
 use self::hub::{Hub, Inbox, PostError};
 use self::timers::{Due, Millis, NEVER};
+use self::tls::Tls;
 use self::token::{LISTENER, MAX_INDEX, WAKER};
 use crate::handler::{Error, Handler};
 use crate::metrics::Metrics;
@@ -59,6 +61,10 @@ use crate::Config;
 /// Connections accepted per loop turn at most, so a connect flood cannot starve the
 /// connections already open.
 const ACCEPTS_PER_TURN: usize = 256;
+/// Reads of connections still in their TLS handshake per loop turn at most: each can cost a
+/// signature (tens of microseconds with ECDSA, a millisecond or more with RSA), so a flood
+/// of handshakes must not starve the connections already open. The rest wait a turn.
+const TLS_HANDSHAKES_PER_TURN: usize = 32;
 /// When a read loop may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drain {
@@ -102,6 +108,8 @@ pub struct Server<H: Handler> {
     started: Instant,
     accept_resume_at: Option<Millis>,
     accept_pending: bool,
+    /// Reads of TLS handshakes this turn may still do ([`TLS_HANDSHAKES_PER_TURN`]).
+    tls_handshakes_left: usize,
     /// Set once shutdown has begun: when the loop gives up waiting for closes.
     shutdown_deadline: Option<Millis>,
 }
@@ -157,6 +165,7 @@ impl<H: Handler> Server<H> {
             started: Instant::now(),
             accept_resume_at: None,
             accept_pending: false,
+            tls_handshakes_left: TLS_HANDSHAKES_PER_TURN,
             shutdown_deadline: None,
         })
     }
@@ -203,6 +212,7 @@ impl<H: Handler> Server<H> {
                 return Err(err);
             }
             let woke = Instant::now();
+            self.tls_handshakes_left = TLS_HANDSHAKES_PER_TURN;
             self.core.now = woke.duration_since(self.started).as_millis() as Millis;
             let mut event_count = 0;
             for event in events.iter() {
@@ -386,8 +396,11 @@ impl<H: Handler> Server<H> {
                 &[],
                 b"too many connections\n",
             );
-            // Best effort on a fresh socket with an empty send buffer; then it is dropped.
-            let _ = stream.write(&response);
+            // Best effort on a fresh socket with an empty send buffer; then it is dropped. A
+            // wss:// client expects a TLS handshake, not HTTP: it gets the closed socket alone.
+            if self.core.config.tls.is_none() {
+                let _ = stream.write(&response);
+            }
             return;
         }
         if target == here {
@@ -410,6 +423,17 @@ impl<H: Handler> Server<H> {
         if let Err(err) = stream.set_nodelay(true) {
             log::debug!("{addr}: set_nodelay: {err}");
         }
+        let tls = match &self.core.config.tls {
+            None => None,
+            Some(config) => match Tls::new(config) {
+                Ok(tls) => Some(Box::new(tls)),
+                Err(err) => {
+                    log::warn!("{addr}: refused: TLS: {err}");
+                    self.core.hub.release(self.core.loop_index);
+                    return;
+                }
+            },
+        };
         let generation = self.core.next_generation();
         let index = self.core.conns.vacant_key();
         let id = self.core.id(index, generation);
@@ -427,7 +451,7 @@ impl<H: Handler> Server<H> {
             self.core.hub.release(self.core.loop_index);
             return;
         }
-        self.core.conns.insert(Conn::new(stream, generation));
+        self.core.conns.insert(Conn::new(stream, generation, tls));
         self.core.stats.accepted.inc();
         if let Some(log) = &mut self.core.access {
             log.open(index, addr);
@@ -447,14 +471,38 @@ impl<H: Handler> Server<H> {
                 conn.unread = true;
                 return;
             }
-            match conn.socket.read(&mut self.read_buf) {
+            let mut tls_out = false;
+            let result = match &mut conn.tls {
+                None => conn.socket.read(&mut self.read_buf),
+                Some(tls) => {
+                    if tls.is_handshaking() {
+                        if self.tls_handshakes_left == 0 {
+                            conn.unread = true;
+                            break;
+                        }
+                        self.tls_handshakes_left -= 1;
+                    }
+                    let result = tls.read(&mut conn.socket, &mut self.read_buf);
+                    // Handshake messages (or an alert) to send, with no plaintext queued.
+                    tls_out = tls.wants_write();
+                    result
+                }
+            };
+            if tls_out {
+                self.core.mark_dirty(id);
+            }
+            let Some(conn) = self.core.get_mut(id) else {
+                return;
+            };
+            match result {
                 Ok(0) => {
                     conn.unread = false;
                     self.on_eof(id);
                     return;
                 }
                 Ok(n) => {
-                    let short = n < self.read_buf.len();
+                    // Plaintext from rustls says nothing of what the socket still holds.
+                    let short = n < self.read_buf.len() && conn.tls.is_none();
                     input::on_input(&mut self.core, &mut self.app, id, &mut self.read_buf[..n]);
                     self.core.pause_if_over_limit(id);
                     if short && drain == Drain::UntilShortRead {
@@ -475,7 +523,8 @@ impl<H: Handler> Server<H> {
                 }
             }
         }
-        // Cap reached: the rest waits for the next turn, after the other connections.
+        // Cap reached (or the turn's TLS handshakes): the rest waits for the next turn, after
+        // the other connections.
         if let Some(conn) = self.core.get_mut(id) {
             conn.unread = true;
             if !conn.in_ready {

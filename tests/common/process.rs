@@ -79,7 +79,7 @@ impl Proc {
         text
     }
 
-    /// Reads the first stdout line, `listening on ws://ADDR`, within 10 s.
+    /// Reads the first stdout line, `listening on ws://ADDR` (or `wss://ADDR`), within 10 s.
     pub fn listening_addr(&mut self) -> SocketAddr {
         let stdout = self.0.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -94,19 +94,25 @@ impl Proc {
         let line = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("no startup line within 10 s");
+        let line = line.trim_end();
         let addr = line
-            .trim_end()
             .strip_prefix("listening on ws://")
+            .or_else(|| line.strip_prefix("listening on wss://"))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         addr.parse().expect("listening address")
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args([&format!("-{name}"), &self.0.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// SIGTERM, then the exit status (which must be success) and everything on stderr.

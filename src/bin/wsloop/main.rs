@@ -5,12 +5,14 @@ mod logger;
 mod metrics_listener;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use wsloop::proto::deflate::DeflateConfig;
 use wsloop::rooms::EchoRooms;
+use wsloop::tls::ReloadableCert;
 use wsloop::units::{parse_duration, parse_size};
 use wsloop::{Accept, Cluster, Config, MAX_LOOPS};
 
@@ -109,6 +111,14 @@ struct Args {
     /// Do not serve the live page at / (nor its figures at /stats).
     #[arg(long)]
     no_page: bool,
+    /// Serve wss:// (TLS 1.3 and 1.2) with this PEM certificate chain, the server's own
+    /// certificate first. SIGHUP reads it and --tls-key again: new connections get the new
+    /// certificate, open ones keep going; if the files are bad, the old one stays.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -279,6 +289,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match ReloadableCert::load(cert, key) {
+            Ok(loaded) => Some(loaded),
+            Err(err) => {
+                eprintln!("wsloop: cannot load the TLS certificate: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let mut config = args.config(listen);
+    config.tls = cert.as_ref().map(ReloadableCert::server_config);
     let mut handler = EchoRooms::speaking(args.protocols.clone());
     if !args.no_page {
         handler = handler.with_page();
@@ -286,7 +308,7 @@ fn main() -> ExitCode {
     if args.metrics_listen.is_none() {
         handler = handler.with_metrics_route();
     }
-    let server = match Cluster::bind(args.config(listen), threads, |_| handler.clone()) {
+    let server = match Cluster::bind(config, threads, |_| handler.clone()) {
         Ok(server) => server,
         Err(err) => {
             eprintln!("wsloop: cannot listen on {listen}: {err}");
@@ -307,6 +329,7 @@ fn main() -> ExitCode {
     let mut signals = match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ]) {
         Ok(signals) => signals,
         Err(err) => {
@@ -315,14 +338,25 @@ fn main() -> ExitCode {
         }
     };
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            log::info!("signal {signal}: shutting down");
-            stop.shutdown();
+        for signal in signals.forever() {
+            if signal != signal_hook::consts::SIGHUP {
+                log::info!("signal {signal}: shutting down");
+                stop.shutdown();
+                return;
+            }
+            match &cert {
+                Some(cert) => match cert.reload() {
+                    Ok(()) => log::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(err) => log::error!("SIGHUP: keeping the old TLS certificate: {err}"),
+                },
+                None => log::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+            }
         }
     });
     log::info!("{threads} event loop(s), accept {:?}", args.accept);
     // Scripts and tests read the address from this first line.
-    println!("listening on ws://{}", server.local_addr());
+    let scheme = if args.tls_cert.is_some() { "wss" } else { "ws" };
+    println!("listening on {scheme}://{}", server.local_addr());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
