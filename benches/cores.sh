@@ -31,7 +31,7 @@ rounds="${ROUNDS:-2}"
 load_threads="${LOAD_THREADS:-1}"
 port=9811
 
-cargo build --release --quiet --bin wsloop -p wsloop -p loadtest
+cargo build --release --quiet -p wsloop -p loadtest --bin wsloop --bin wsloop-load
 wsloop="$target/release/wsloop"
 load="$target/release/wsloop-load"
 

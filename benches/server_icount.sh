@@ -22,13 +22,14 @@ depth="${DEPTH:-16}"
 size="${SIZE:-20}"
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 
-cargo build --release --quiet --bin wsloop -p wsloop -p loadtest
+cargo build --release --quiet -p wsloop -p loadtest --bin wsloop --bin wsloop-load
 load="$target/release/wsloop-load"
 binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=("$target/release/wsloop")
 
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+pid=""
+trap 'rm -rf "$out"; [ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
 port=9870
 printf '%-50s %12s %16s %12s\n' binary messages instructions "Ir/message"
 for bin in "${binaries[@]}"; do
