@@ -12,12 +12,7 @@ use common::*;
 
 /// The process's virtual size in KiB.
 fn vm_size_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmSize")
+    common::process::status_kib(pid, "VmSize")
 }
 
 #[test]

@@ -412,12 +412,7 @@ fn binary_with_reuseport_loops_serves_wss_on_each() {
 
 /// The process's resident set in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+    common::process::status_kib(pid, "VmRSS")
 }
 
 /// The per-connection figure for BENCHMARKS.md comes from a larger run of this test:

@@ -127,3 +127,14 @@ impl Proc {
         stderr
     }
 }
+
+/// A size from the process's `/proc/PID/status`, in KiB: `VmRSS` (resident) or `VmSize`
+/// (virtual).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
