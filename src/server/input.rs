@@ -346,14 +346,11 @@ fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: Ses
         }
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
-            let err = Error::Protocol(err);
-            core.stats.errors[stats::error_slot(&err)].inc();
-            handler.on_error(&mut Context::new(core, data), id, &err);
+            let error = Error::Protocol(err);
+            core.stats.errors[stats::error_slot(&error)].inc();
+            handler.on_error(&mut Context::new(core, data), id, &error);
             if core.take_close_report(id, CloseCode::ABNORMAL) {
-                let reason = match err {
-                    Error::Protocol(err) => err.reason(),
-                    _ => "",
-                };
+                let reason = err.reason();
                 handler.on_close(
                     &mut Context::new(core, data),
                     id,
