@@ -631,6 +631,79 @@ fn a_handshake_flood_does_not_starve_an_open_connection() {
     stop(handle, join);
 }
 
+/// Echoes, but holds its loop for a while on "stall", and answers "deferred" with the
+/// loop's count of TLS handshakes put off by the per-turn cap.
+struct Stall;
+
+impl Handler for Stall {
+    type Data = ();
+
+    fn on_message(&mut self, ctx: &mut Context<'_>, id: wsloop::ConnId, msg: Message<'_>) {
+        let Message::Text(text) = msg else { return };
+        let reply = match text {
+            "stall" => {
+                thread::sleep(Duration::from_millis(300));
+                text.to_owned()
+            }
+            "deferred" => ctx
+                .metrics()
+                .encode()
+                .lines()
+                .find(|line| line.starts_with("wsloop_tls_handshakes_deferred_total{"))
+                .and_then(|line| line.rsplit(' ').next())
+                .expect("the deferred-handshakes counter")
+                .to_owned(),
+            _ => text.to_owned(),
+        };
+        let _ = ctx.send_text(id, &reply);
+    }
+}
+
+/// ClientHellos that all arrive while the loop is busy are read at most 32 a turn: the
+/// rest wait for later turns (counted), and every handshake still completes.
+#[test]
+fn the_handshake_cap_puts_a_burst_of_client_hellos_off_to_later_turns() {
+    const BURST: usize = 100;
+    let pki = Pki::new("cap");
+    pki.issue("cap");
+    let (_cert, config) = pki.server();
+    let (addr, handle, join) = start(config, Stall);
+    let client = pki.client();
+    let mut ws = wss_connect(addr, &client);
+    let mut burst: Vec<_> = (0..BURST)
+        .map(|_| {
+            let conn = ClientConnection::new(client.clone(), "localhost".try_into().unwrap());
+            (conn.unwrap(), tcp(addr))
+        })
+        .collect();
+    // Accepted before the loop stalls, so that only their hellos are left to read.
+    assert_echoes(&mut ws, "all connected");
+
+    ws.send(TMessage::text("stall")).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    for (conn, sock) in &mut burst {
+        conn.write_tls(sock).unwrap();
+    }
+    assert_eq!(wss_read_data(&mut ws), TMessage::text("stall"));
+    for (conn, sock) in &mut burst {
+        while conn.is_handshaking() {
+            conn.complete_io(sock)
+                .expect("every handshake of the burst completes");
+        }
+    }
+    ws.send(TMessage::text("deferred")).unwrap();
+    let TMessage::Text(deferred) = wss_read_data(&mut ws) else {
+        panic!("a text answer")
+    };
+    let deferred: usize = deferred.parse().unwrap();
+    eprintln!("{deferred} handshake reads deferred for a burst of {BURST}");
+    assert!(
+        deferred >= BURST - 32,
+        "at most 32 of {BURST} waiting hellos are read in one turn; deferred {deferred}"
+    );
+    stop(handle, join);
+}
+
 /// Writes a large message to a client that does not read: the server's buffered amount
 /// includes what rustls holds, reading pauses over the limit, and all of it arrives intact
 /// once the client reads.

@@ -202,6 +202,14 @@ pub(super) fn encode(hub: &Hub) -> String {
         Kind::Counter,
         |s| s.slow_closes.get(),
     );
+    per_loop(
+        &mut out,
+        "wsloop_tls_handshakes_deferred_total",
+        "TLS handshake reads put off to a later loop turn because the turn had processed its \
+         cap of handshakes (a flood of them waits instead of starving open connections).",
+        Kind::Counter,
+        |s| s.tls_handshakes_deferred.get(),
+    );
 
     let histograms = [
         (

@@ -150,7 +150,12 @@ impl<H: Handler> Server<H> {
             None => config.listen,
         };
         let registry = poll.registry().try_clone()?;
-        let read_buf = vec![0; config.read_buffer_size.max(1024)];
+        // A wss:// record is decrypted only once it is whole in this buffer.
+        let least = match config.tls {
+            Some(_) => tls::MIN_READ_BUFFER,
+            None => 1024,
+        };
+        let read_buf = vec![0; config.read_buffer_size.max(least)];
         let balanced = config.accept == crate::Accept::Balanced && hub.loops() > 1;
         Ok(Server {
             poll,
@@ -478,6 +483,7 @@ impl<H: Handler> Server<H> {
                     if tls.is_handshaking() {
                         if self.tls_handshakes_left == 0 {
                             conn.unread = true;
+                            self.core.stats.tls_handshakes_deferred.inc();
                             break;
                         }
                         self.tls_handshakes_left -= 1;

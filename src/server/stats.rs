@@ -237,6 +237,8 @@ pub(crate) struct LoopStats {
     pub(crate) slow_drops: Counter,
     /// Slow subscribers closed (`SlowSubscriber::Close`).
     pub(crate) slow_closes: Counter,
+    /// TLS handshake reads put off to a later turn by the per-turn cap.
+    pub(crate) tls_handshakes_deferred: Counter,
     pub(crate) handshake_ns: Buckets,
     pub(crate) turn_ns: Buckets,
     pub(crate) events_per_turn: Buckets,
@@ -259,6 +261,7 @@ impl Default for LoopStats {
             deliveries: Counter::default(),
             slow_drops: Counter::default(),
             slow_closes: Counter::default(),
+            tls_handshakes_deferred: Counter::default(),
             handshake_ns: Buckets::new(LATENCY_BOUNDS_NS),
             turn_ns: Buckets::new(LATENCY_BOUNDS_NS),
             events_per_turn: Buckets::new(EVENT_BOUNDS),

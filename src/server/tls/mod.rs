@@ -1,0 +1,582 @@
+//! A wss:// connection's TLS layer on rustls's unbuffered API, so an idle connection holds
+//! no buffer at all: ciphertext is read into the loop's shared receive buffer and decrypted
+//! there, its plaintext written over the records it came from; only a record cut short by the
+//! socket is kept until the rest arrives. Ciphertext to send is kept only until the socket
+//! takes it, and the send queue's plaintext is encrypted a bounded batch at a time, so that
+//! what waits encrypted stays small and counted.
+
+mod sni;
+
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    WriteTraffic,
+};
+use rustls::ServerConfig;
+
+use self::sni::Sni;
+
+/// Plaintext encrypted at most while earlier ciphertext has not all gone out: the rest waits
+/// in the send queue, where backpressure sees it.
+const SEND_BATCH: usize = 64 << 10;
+
+/// The most plaintext in one record (RFC 8446 section 5.1: "The length MUST NOT exceed
+/// 2^14 bytes"); smaller writes are gathered up to it, so that many small frames share a
+/// record instead of paying a header and tag each.
+const RECORD_PLAINTEXT: usize = 1 << 14;
+
+/// The smallest receive buffer a TLS connection can use: one whole record of the largest size
+/// TLS 1.2 allows (RFC 5246 section 6.2.3: "The length ... MUST NOT exceed 2^14 + 2048"),
+/// header included, since a record is decrypted only once it is all in the buffer.
+pub(crate) const MIN_READ_BUFFER: usize = 5 + RECORD_PLAINTEXT + 2048;
+
+/// rustls's state for one connection; boxed in [`Conn`](super::conn::Conn) so plain
+/// connections pay one pointer for it.
+pub(crate) struct Tls {
+    conn: UnbufferedServerConnection,
+    /// Ciphertext of a record the socket delivered only in part; empty, with no allocation,
+    /// between records.
+    partial: Vec<u8>,
+    /// Ciphertext (handshake messages, records, alerts) waiting for the socket from
+    /// `sent` on; freed once the socket has taken it all.
+    out: Vec<u8>,
+    sent: usize,
+    /// Plaintext bytes encrypted into `out` and not yet all written: counted in
+    /// `bufferedAmount`.
+    held: usize,
+    /// The peer's `close_notify` came: once its plaintext is read, the stream has ended.
+    peer_closed: bool,
+    /// The name the client asked for; `sni_pending` until its first record is read.
+    server_name: Option<Box<str>>,
+    sni_pending: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("handshaking", &self.is_handshaking())
+            .field("partial", &self.partial.len())
+            .field("out", &(self.out.len() - self.sent))
+            .field("held", &self.held)
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+/// What one pass over the buffered ciphertext left to do.
+enum Next {
+    /// Every whole record is processed: more ciphertext is needed.
+    Read,
+    /// The connection is closed both ways; nothing more will come.
+    Closed,
+}
+
+impl Tls {
+    pub(crate) fn new(config: &Arc<ServerConfig>) -> io::Result<Tls> {
+        let conn = UnbufferedServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        Ok(Tls {
+            conn,
+            partial: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            held: 0,
+            peer_closed: false,
+            server_name: None,
+            sni_pending: true,
+        })
+    }
+
+    /// Plaintext accepted for sending and not yet all written to the socket.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Ciphertext (handshake messages, records, alerts) waits for the socket.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.sent < self.out.len()
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// The name the client asked for in SNI (RFC 6066 section 3), once its hello is read.
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Reads plaintext into `buf` (at least [`MIN_READ_BUFFER`] long), reading and decrypting
+    /// records from `socket` as needed: `Ok(0)` at the end of the stream (the peer's
+    /// `close_notify` or its FIN), `WouldBlock` when the socket is drained and no plaintext is
+    /// ready (handshake records were perhaps processed: check
+    /// [`wants_write`](Tls::wants_write)). A record that does not decrypt or parse, or bytes
+    /// that are not TLS at all, fail with `InvalidData` after the alert rustls made for it is
+    /// sent, best effort.
+    pub(crate) fn read<S: Read + Write>(
+        &mut self,
+        socket: &mut S,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        debug_assert!(buf.len() >= MIN_READ_BUFFER);
+        // Ciphertext waiting for processing is buf[start..end]; plaintext goes to buf[..plain],
+        // over records already processed, which are always longer than their plaintext.
+        let mut end = self.partial.len();
+        buf[..end].copy_from_slice(&self.partial);
+        self.partial = Vec::new();
+        let mut start = 0;
+        loop {
+            let mut plain = 0;
+            let next = match self.process(buf, &mut start, end, &mut plain) {
+                Ok(next) => next,
+                Err(err) => {
+                    let _ = self.writer(socket).push();
+                    return Err(err);
+                }
+            };
+            if plain > 0 || self.peer_closed || matches!(next, Next::Closed) {
+                self.partial = buf[start..end].to_vec();
+                return Ok(plain);
+            }
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            if end == buf.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "TLS: a record longer than the receive buffer",
+                ));
+            }
+            match socket.read(&mut buf[end..]) {
+                Ok(0) => return Ok(0),
+                Ok(n) => end += n,
+                Err(err) => {
+                    self.partial = buf[..end].to_vec();
+                    return Err(err);
+                }
+            }
+            if self.sni_pending {
+                match sni::server_name(&buf[..end]) {
+                    Sni::Partial => {}
+                    Sni::Name(name) => (self.server_name, self.sni_pending) = (Some(name), false),
+                    Sni::None => self.sni_pending = false,
+                }
+            }
+        }
+    }
+
+    /// Hands rustls every whole record in `buf[*start..end]`, moving `start` past what it
+    /// consumed; application data goes to `buf[*plain..]`, handshake messages and alerts to
+    /// `out`.
+    fn process(
+        &mut self,
+        buf: &mut [u8],
+        start: &mut usize,
+        end: usize,
+        plain: &mut usize,
+    ) -> io::Result<Next> {
+        loop {
+            let (done, ciphertext) = buf.split_at_mut(*start);
+            let UnbufferedStatus { discard, state } = self
+                .conn
+                .process_tls_records(&mut ciphertext[..end - *start]);
+            let state = match state {
+                Ok(state) => state,
+                Err(err) => {
+                    *start += discard;
+                    self.queue_alerts();
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("TLS: {err}"),
+                    ));
+                }
+            };
+            let mut stalled = false;
+            match state {
+                ConnectionState::ReadTraffic(mut traffic) => {
+                    // Records decrypted in this call are counted in `discard` only once it
+                    // returns: what does not fit yet is taken on the next pass.
+                    while let Some(len) = traffic.peek_len() {
+                        let len = len.get();
+                        if *plain + len > done.len() {
+                            stalled = discard == 0;
+                            break;
+                        }
+                        let Some(Ok(record)) = traffic.next_record() else {
+                            break;
+                        };
+                        done[*plain..*plain + len].copy_from_slice(record.payload);
+                        *plain += len;
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut encode) => {
+                    append(&mut self.out, |spare| match encode.encode(spare) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(size)) => Err(size),
+                        Err(EncodeError::AlreadyEncoded) => Ok(0),
+                    });
+                }
+                // Kept in `out` and written in order: never sent twice.
+                ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+                ConnectionState::PeerClosed => self.peer_closed = true,
+                ConnectionState::Closed => {
+                    *start += discard;
+                    return Ok(Next::Closed);
+                }
+                ConnectionState::WriteTraffic(_) | ConnectionState::BlockedHandshake => {
+                    *start += discard;
+                    return Ok(Next::Read);
+                }
+                // wsloop's configurations accept no 0-RTT data (a replayable upgrade request).
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "TLS: early data is not accepted",
+                    ))
+                }
+            }
+            *start += discard;
+            if stalled {
+                // Unreachable while records are longer than their plaintext; an error, not a
+                // loop, if that ever breaks.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "TLS: plaintext outgrew its record",
+                ));
+            }
+        }
+    }
+
+    /// After a fatal error rustls has the alert for the peer ready to encode: queue it.
+    fn queue_alerts(&mut self) {
+        loop {
+            let status = self.conn.process_tls_records(&mut []);
+            match status.state {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    append(&mut self.out, |spare| match encode.encode(spare) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(size)) => Err(size),
+                        Err(EncodeError::AlreadyEncoded) => Ok(0),
+                    });
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                _ => return,
+            }
+        }
+    }
+
+    /// Runs `with` on rustls's permission to encrypt, once the handshake is over and every
+    /// message rustls made since (a key update's answer, say) is queued first.
+    fn write_traffic<T>(
+        &mut self,
+        with: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut Vec<u8>) -> T,
+    ) -> io::Result<T> {
+        loop {
+            let status = self.conn.process_tls_records(&mut []);
+            match status.state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    return Ok(with(&mut traffic, &mut self.out))
+                }
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    append(&mut self.out, |spare| match encode.encode(spare) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(size)) => Err(size),
+                        Err(EncodeError::AlreadyEncoded) => Ok(0),
+                    });
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                Ok(ConnectionState::BlockedHandshake) => {
+                    return Err(io::ErrorKind::WouldBlock.into())
+                }
+                Ok(_) => return Err(io::ErrorKind::BrokenPipe.into()),
+                Err(err) => return Err(io::Error::other(format!("TLS: {err}"))),
+            }
+        }
+    }
+
+    /// The socket as the send queue sees it: writes encrypt and go on to `socket`.
+    pub(crate) fn writer<'a, S: Write>(&'a mut self, socket: &'a mut S) -> TlsWriter<'a, S> {
+        TlsWriter { tls: self, socket }
+    }
+
+    /// Queues `close_notify` (RFC 8446 section 6.1: "Each party MUST send a "close_notify"
+    /// alert before closing its write side of the connection") and writes what the socket takes.
+    pub(crate) fn close_notify<S: Write>(&mut self, socket: &mut S) {
+        let _ = self.write_traffic(|traffic, out| {
+            append(out, |spare| match traffic.queue_close_notify(spare) {
+                Ok(n) => Ok(n),
+                Err(EncryptError::InsufficientSize(size)) => Err(size),
+                Err(EncryptError::EncryptExhausted) => Ok(0),
+            })
+        });
+        let _ = self.writer(socket).push();
+    }
+}
+
+/// Appends what `encode` writes to `out`, growing it to the size rustls asks for.
+fn append(
+    out: &mut Vec<u8>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, InsufficientSizeError>,
+) {
+    let len = out.len();
+    let mut room = 0;
+    loop {
+        out.resize(len + room, 0);
+        match encode(&mut out[len..]) {
+            Ok(n) => {
+                out.truncate(len + n);
+                return;
+            }
+            Err(InsufficientSizeError { required_size }) => room = required_size,
+        }
+    }
+}
+
+/// A [`Write`] that encrypts: plaintext is encrypted only once the earlier ciphertext is all
+/// on the socket, so the send queue keeps the rest (and the count of it).
+pub(crate) struct TlsWriter<'a, S: Write> {
+    tls: &'a mut Tls,
+    socket: &'a mut S,
+}
+
+impl<S: Write> TlsWriter<'_, S> {
+    /// Writes the waiting ciphertext to the socket: `Ok(true)` once none is left, `Ok(false)`
+    /// when the socket refused the rest.
+    pub(crate) fn push(&mut self) -> io::Result<bool> {
+        let tls = &mut *self.tls;
+        while tls.sent < tls.out.len() {
+            match self.socket.write(&tls.out[tls.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => tls.sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        // Nothing waits: give the memory back, so an idle connection holds none.
+        tls.out = Vec::new();
+        tls.sent = 0;
+        tls.held = 0;
+        Ok(true)
+    }
+
+    /// Encrypts up to [`SEND_BATCH`] bytes of `bufs` once the socket has taken everything
+    /// before, gathering small slices into whole records, then pushes.
+    fn encrypt(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if !self.push()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let taken = self.tls.write_traffic(|traffic, out| {
+            let mut record = [0u8; RECORD_PLAINTEXT];
+            let mut gathered = 0;
+            let mut taken = 0;
+            for buf in bufs {
+                let mut rest = &buf[..buf.len().min(SEND_BATCH - taken)];
+                taken += rest.len();
+                if gathered == 0 && rest.len() >= RECORD_PLAINTEXT {
+                    // Whole records straight from the caller's memory.
+                    let whole = rest.len() - rest.len() % RECORD_PLAINTEXT;
+                    seal(traffic, out, &rest[..whole])?;
+                    rest = &rest[whole..];
+                }
+                while !rest.is_empty() {
+                    let n = rest.len().min(RECORD_PLAINTEXT - gathered);
+                    record[gathered..gathered + n].copy_from_slice(&rest[..n]);
+                    gathered += n;
+                    rest = &rest[n..];
+                    if gathered == RECORD_PLAINTEXT {
+                        seal(traffic, out, &record)?;
+                        gathered = 0;
+                    }
+                }
+                if taken == SEND_BATCH {
+                    break;
+                }
+            }
+            seal(traffic, out, &record[..gathered])?;
+            Ok::<usize, io::Error>(taken)
+        })??;
+        self.tls.held += taken;
+        // What the socket refuses now stays in `out`, counted in `held`.
+        self.push()?;
+        Ok(taken)
+    }
+}
+
+/// Encrypts `plaintext` (split into records by rustls) onto the end of `out`.
+fn seal(
+    traffic: &mut WriteTraffic<'_, ServerConnectionData>,
+    out: &mut Vec<u8>,
+    plaintext: &[u8],
+) -> io::Result<()> {
+    if plaintext.is_empty() {
+        return Ok(());
+    }
+    let mut exhausted = false;
+    append(out, |spare| match traffic.encrypt(plaintext, spare) {
+        Ok(n) => Ok(n),
+        Err(EncryptError::InsufficientSize(size)) => Err(size),
+        Err(EncryptError::EncryptExhausted) => {
+            exhausted = true;
+            Ok(0)
+        }
+    });
+    if exhausted {
+        return Err(io::Error::other("TLS: the key's record limit was reached"));
+    }
+    Ok(())
+}
+
+impl<S: Write> Write for TlsWriter<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.encrypt(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.encrypt(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.push().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    use super::*;
+
+    /// The server's socket in memory: what the client sent, what the server wrote, and how
+    /// many more bytes the "kernel" takes before it would block.
+    #[derive(Default)]
+    struct Socket {
+        inbound: VecDeque<u8>,
+        outbound: Vec<u8>,
+        room: usize,
+    }
+
+    impl Read for Socket {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.inbound.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.inbound.read(buf)
+        }
+    }
+
+    impl Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.outbound.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A server config with a self-signed certificate for `localhost`, and that certificate.
+    fn server_config() -> (Arc<ServerConfig>, CertificateDer<'static>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        (Arc::new(config), der)
+    }
+
+    /// A server `Tls` and a rustls client, handshaken through `socket`.
+    fn connected(socket: &mut Socket) -> (Tls, ClientConnection) {
+        let (server, der) = server_config();
+        let mut roots = RootCertStore::empty();
+        roots.add(der).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tls = Tls::new(&server).unwrap();
+        let mut client =
+            ClientConnection::new(Arc::new(client), "localhost".try_into().unwrap()).unwrap();
+        socket.room = usize::MAX;
+        let mut buf = vec![0u8; MIN_READ_BUFFER];
+        while client.is_handshaking() || tls.is_handshaking() || tls.wants_write() {
+            let mut sent = Vec::new();
+            client.write_tls(&mut sent).unwrap();
+            socket.inbound.extend(sent);
+            let read = tls.read(socket, &mut buf);
+            assert!(matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+            assert!(tls.writer(socket).push().unwrap());
+            client.read_tls(&mut &socket.outbound[..]).unwrap();
+            socket.outbound.clear();
+            client.process_new_packets().unwrap();
+        }
+        (tls, client)
+    }
+
+    #[test]
+    fn what_the_socket_refuses_stays_counted_and_goes_out_encrypted() {
+        let mut socket = Socket::default();
+        let (mut tls, mut client) = connected(&mut socket);
+        let message = b"plaintext that must not reach the wire ".repeat(2000);
+        socket.room = 100;
+        let taken = tls.writer(&mut socket).write(&message).unwrap();
+        assert_eq!(taken, SEND_BATCH, "one batch is taken");
+        assert_eq!(tls.held(), taken, "and counted while the socket refuses it");
+        let again = tls.writer(&mut socket).write(&message[taken..]);
+        assert!(matches!(again, Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+
+        socket.room = usize::MAX;
+        let mut writer = tls.writer(&mut socket);
+        writer.write_all(&message[taken..]).unwrap();
+        assert!(writer.push().unwrap());
+        assert_eq!(tls.held(), 0);
+        let wire = std::mem::take(&mut socket.outbound);
+        assert!(!wire.windows(9).any(|w| w == b"plaintext"), "encrypted");
+
+        let mut received = Vec::new();
+        let mut wire = &wire[..];
+        while !wire.is_empty() {
+            client.read_tls(&mut wire).unwrap();
+            client.process_new_packets().unwrap();
+            let _ = client.reader().read_to_end(&mut received);
+        }
+        assert_eq!(received, message);
+    }
+
+    #[test]
+    fn bytes_that_are_not_tls_fail_the_read() {
+        let mut tls = Tls::new(&server_config().0).unwrap();
+        let mut socket = Socket {
+            room: usize::MAX,
+            ..Socket::default()
+        };
+        socket.inbound.extend(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let err = tls
+            .read(&mut socket, &mut vec![0u8; MIN_READ_BUFFER])
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(
+            socket.outbound.first(),
+            Some(&21),
+            "an alert record was sent"
+        );
+    }
+}
