@@ -65,6 +65,12 @@ pub struct Browser {
 impl Browser {
     /// Starts Chromium on a fresh profile and connects to it.
     pub fn launch() -> Browser {
+        Browser::launch_with(&[])
+    }
+
+    /// [`Browser::launch`] with `extra` command-line switches after the usual ones (e.g.
+    /// `--ignore-certificate-errors-spki-list=...` to trust one test key).
+    pub fn launch_with(extra: &[String]) -> Browser {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -89,6 +95,7 @@ impl Browser {
                 // A free port, written to DevToolsActivePort in the profile.
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())
