@@ -13,6 +13,7 @@ use crate::share::Share;
 use crate::source::SourceRange;
 use crate::stamp::Stamper;
 use crate::target::Target;
+use crate::tls::{self, Tls, Trust};
 use crate::units::{parse_duration, parse_rate, parse_size};
 
 /// The most worker threads a run (or an agent's part of one) may ask for.
@@ -22,8 +23,9 @@ const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The slowest --rate or --connect-rate (one per 1000 s): intervals are durations.
 const MIN_RATE: f64 = 1e-3;
 
-/// A WebSocket load generator: mio event loops driving wsloop's protocol core as a client.
-/// Every run stops by itself after --duration (and, where given, --messages).
+/// A WebSocket load generator: mio event loops driving wsloop's protocol core as a client,
+/// over ws:// or wss:// (TLS, with --ca or --insecure). Every run stops by itself after
+/// --duration (and, where given, --messages).
 #[derive(Debug, Parser)]
 #[command(name = "wsloop-load", version)]
 pub struct Cli {
@@ -58,7 +60,8 @@ pub enum Mode {
         #[arg(long, default_value_t = 1)]
         depth: usize,
     },
-    /// Connection setup: opens --connections at --connect-rate, reports handshake latency.
+    /// Connection setup: opens --connections at --connect-rate, reports handshake latency
+    /// (from the TCP connect to the `101`; over wss://, the TLS handshake included).
     Connect {
         #[command(flatten)]
         common: Common,
@@ -142,9 +145,25 @@ pub struct PlotArgs {
 /// Options every mode takes.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// The server (ws:// only).
+    /// The server: ws://HOST[:PORT]/PATH, or wss://HOST[:PORT]/PATH (TLS, port 443 by
+    /// default) with --ca or --insecure.
+    ///
+    /// Over wss:// each connection makes a full TLS handshake (TLS 1.3 or 1.2, ALPN
+    /// http/1.1, the URL's host as SNI, no session resumption) before the WebSocket one, and
+    /// it counts in the handshake time the report gives (the connect time, in connect mode).
     #[arg(long, default_value = "ws://127.0.0.1:9001/")]
     pub url: String,
+    /// wss://: trust the root certificates in this PEM file, and no others (not the
+    /// system's). A certificate that does not chain to one of them fails the connection
+    /// (error tls_failed, with the reason). With --agents, the file's contents are sent to
+    /// the agents (at most about 60 KiB of it).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// wss://: accept any server certificate, unverified (the server's handshake signature
+    /// is still checked against the certificate it sent). For test servers only; a warning
+    /// says so.
+    #[arg(long)]
+    pub insecure: bool,
     /// Connections to open.
     #[arg(long, short = 'c', default_value_t = 10)]
     pub connections: u64,
@@ -176,7 +195,8 @@ pub struct Common {
     /// Broadcast publishers start once their own agent's connections are open.
     #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
     pub agents: Vec<String>,
-    /// Longest wait for a connect, handshake, echo or pong before it counts as a timeout.
+    /// Longest wait for a connect, handshake (over wss://, TLS and WebSocket together), echo or
+    /// pong before it counts as a timeout.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
     /// The server's process id: its CPU time over the run and its resident memory before
@@ -275,6 +295,8 @@ impl ModeKind {
 pub struct Plan {
     pub mode: ModeKind,
     pub target: Target,
+    /// wss://: the TLS settings every connection shares.
+    pub tls: Option<Tls>,
     /// This process's part of the run: all of it, or an agent's. The other figures are the
     /// whole run's (connections, rates, --messages).
     pub share: Share,
@@ -350,6 +372,13 @@ impl Plan {
             ));
         }
         Ok(())
+    }
+
+    /// wss:// with --insecure: server certificates are not verified.
+    pub fn insecure(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.trust == Trust::Insecure)
     }
 
     /// The connections this process opens: its share of the run's.
@@ -430,6 +459,16 @@ impl Cli {
             Mode::Agent(_) => return Err("an agent runs the load its controller sends".into()),
         };
         let target = Target::parse(&common.url, common.allow_remote)?;
+        tls::check_scheme(&target, common.ca.is_some() || common.insecure)?;
+        let trust = match common.ca {
+            Some(path) => {
+                Some(Trust::Ca(std::fs::read_to_string(&path).map_err(|e| {
+                    format!("cannot read --ca {}: {e}", path.display())
+                })?))
+            }
+            None => common.insecure.then_some(Trust::Insecure),
+        };
+        let tls = tls::settings(&target, trust)?;
         let (size, text, warmup, max_messages) = match &messages {
             Some(m) => (m.size, m.text, m.warmup, m.messages),
             None => (0, false, Duration::ZERO, None),
@@ -437,6 +476,7 @@ impl Cli {
         let plan = Plan {
             mode,
             target,
+            tls,
             share: Share::WHOLE,
             deflate: common.deflate,
             connections: common.connections,
@@ -521,6 +561,30 @@ mod tests {
         assert!(plan("idle --ping-interval 0s").is_err());
         assert!(plan("echo -d 3000h").is_err());
         assert!(plan("latency --rate 0.0001").is_err());
+    }
+
+    #[test]
+    fn wss_needs_trust_settings_and_ws_takes_none() {
+        let p = plan("echo --url wss://127.0.0.1:9443/x --insecure").unwrap();
+        assert!(p.target.secure && p.insecure());
+        assert_eq!(p.target.url(), "wss://127.0.0.1:9443/x");
+        assert!(plan("echo").unwrap().tls.is_none());
+        assert_eq!(
+            plan("echo --url wss://127.0.0.1/").unwrap_err(),
+            "wss:// needs --ca FILE or --insecure"
+        );
+        let err = plan("idle --insecure").unwrap_err();
+        assert!(
+            err.contains("--ca and --insecure are for wss:// URLs"),
+            "{err}"
+        );
+        let err = plan("echo --url ws://127.0.0.1/ --ca /nonexistent.pem").unwrap_err();
+        assert!(err.contains("are for wss:// URLs"), "{err}");
+        let err = plan("echo --url wss://127.0.0.1/ --ca /nonexistent.pem").unwrap_err();
+        assert!(err.contains("cannot read --ca /nonexistent.pem"), "{err}");
+        assert!(plan("echo --url wss://127.0.0.1/ --ca x.pem --insecure").is_err());
+        let label = outputs("connect --url wss://127.0.0.1:9443/ --insecure").label;
+        assert_eq!(label, "connect wss://127.0.0.1:9443/");
     }
 
     fn invocation(args: &str) -> Invocation {

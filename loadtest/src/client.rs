@@ -1,11 +1,11 @@
-//! One client connection's state machine: non-blocking connect, the opening handshake, then
-//! frames through wsloop's [`Session`] in the client role (every frame masked with a fresh
-//! key), and the closing handshake.
+//! One client connection's state machine: non-blocking connect, the TLS handshake (wss://),
+//! the opening handshake, then frames through wsloop's [`Session`] in the client role (every
+//! frame masked with a fresh key), and the closing handshake.
 //!
 //! The connection knows nothing of load modes: it hands each data message and pong to a
 //! [`Handler`] with the connection's [`Traffic`] state, and the worker decides what to send.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -22,6 +22,7 @@ use wsloop::proto::{
 
 use crate::stats::ErrorKind;
 use crate::target::Target;
+use crate::tls::{self, Stream, Tls};
 use crate::traffic::Traffic;
 
 /// Largest server handshake answer accepted; a 101 is a few hundred bytes.
@@ -34,7 +35,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub enum Phase {
     /// TCP connect in progress.
     Connecting,
-    /// Upgrade request sent, waiting for `101`.
+    /// Upgrade request sent (over wss://, queued behind the TLS handshake), waiting for `101`.
     Handshaking,
     /// Messages flow.
     Open,
@@ -75,7 +76,7 @@ pub trait Handler {
 /// One WebSocket client connection.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     phase: Phase,
     /// When the connect started: handshake latency and connect/handshake timeouts.
     pub started: Instant,
@@ -91,17 +92,21 @@ pub struct Conn {
     /// Why the server ended the connection, kept until the TCP connection ends.
     close_reason: Option<ErrorKind>,
     close_received: bool,
+    /// What the system or rustls said of the error that ended the connection, if anything.
+    reason: Option<String>,
     /// Mode-specific state: messages in flight, schedule, pings.
     pub traffic: Traffic,
 }
 
 impl Conn {
-    /// Starts a non-blocking connect to `target`, bound to `source` first when given.
+    /// Starts a non-blocking connect to `target`, bound to `source` first when given, with
+    /// TLS over it when `tls` is given.
     pub fn connect(
         id: u64,
         target: &Target,
         source: Option<IpAddr>,
         deflate: bool,
+        tls: Option<&Tls>,
     ) -> io::Result<Conn> {
         let socket = Socket::new(
             Domain::for_address(target.addr),
@@ -134,8 +139,13 @@ impl Conn {
             &[]
         };
         write_request(&mut request, &target.host, &target.path, &key, offer);
+        let tcp = TcpStream::from_std(socket.into());
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => tls.connect(tcp)?,
+        };
         Ok(Conn {
-            stream: TcpStream::from_std(socket.into()),
+            stream,
             phase: Phase::Connecting,
             started: Instant::now(),
             closing_since: None,
@@ -147,6 +157,7 @@ impl Conn {
             out_pos: 0,
             close_reason: None,
             close_received: false,
+            reason: None,
             traffic: Traffic {
                 id,
                 ..Traffic::default()
@@ -156,7 +167,7 @@ impl Conn {
 
     /// The socket, to register with the event loop.
     pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        self.stream.tcp()
     }
 
     pub fn phase(&self) -> Phase {
@@ -165,6 +176,11 @@ impl Conn {
 
     pub fn is_open(&self) -> bool {
         self.phase == Phase::Open
+    }
+
+    /// What the system or rustls said of the error that ended the connection, once.
+    pub fn take_reason(&mut self) -> Option<String> {
+        self.reason.take()
     }
 
     /// Handles a readiness event: finishes the connect, reads and decodes what arrived.
@@ -177,14 +193,15 @@ impl Conn {
         handler: &mut impl Handler,
     ) -> Progress {
         if self.phase == Phase::Connecting {
-            match self.stream.take_error() {
-                Ok(Some(e)) | Err(e) => return Progress::Finished(Some(connect_error(&e))),
+            let tcp = self.stream.tcp();
+            match tcp.take_error() {
+                Ok(Some(e)) | Err(e) => return self.connect_failed(&e),
                 Ok(None) => {}
             }
-            match self.stream.peer_addr() {
+            match tcp.peer_addr() {
                 Ok(_) => self.phase = Phase::Handshaking,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
-                Err(e) => return Progress::Finished(Some(connect_error(&e))),
+                Err(e) => return self.connect_failed(&e),
             }
         }
         let was_handshaking = self.phase == Phase::Handshaking;
@@ -204,7 +221,10 @@ impl Conn {
                         // A short read emptied the socket: the read that would only say
                         // so (EAGAIN) is saved, one syscall per wake-up (epoll(7)). More data
                         // raises a new edge; an end of stream must be read to the end.
-                        if n < buf.len() && readiness == Readiness::Readable {
+                        if n < buf.len()
+                            && readiness == Readiness::Readable
+                            && self.stream.drained()
+                        {
                             break;
                         }
                     }
@@ -318,8 +338,19 @@ impl Conn {
         self.phase = Phase::Closing;
     }
 
+    /// The connect failed: its kind, and the system's reason where the kind does not say it.
+    fn connect_failed(&mut self, e: &io::Error) -> Progress {
+        let kind = connect_error(e);
+        self.reason = reason(kind, e);
+        Progress::Finished(Some(kind))
+    }
+
     /// The server ended the TCP connection.
-    fn end_of_stream(&self) -> Option<ErrorKind> {
+    fn end_of_stream(&mut self) -> Option<ErrorKind> {
+        if self.phase == Phase::Handshaking && self.stream.tls_handshaking() {
+            self.reason = Some("TLS: the connection ended during the TLS handshake".into());
+            return Some(ErrorKind::TlsFailed);
+        }
         match self.phase {
             Phase::Connecting | Phase::Handshaking => Some(ErrorKind::HandshakeFailed),
             Phase::Open => Some(ErrorKind::Dropped),
@@ -328,10 +359,19 @@ impl Conn {
         }
     }
 
-    fn read_error(&self, e: &io::Error) -> Option<ErrorKind> {
+    /// A read or write failed: the end of the stream, a TLS failure, or another socket error
+    /// (with their reasons).
+    fn read_error(&mut self, e: &io::Error) -> Option<ErrorKind> {
+        if let Some(why) = tls::failure(e) {
+            self.reason = Some(why);
+            return Some(ErrorKind::TlsFailed);
+        }
         match e.kind() {
             io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => self.end_of_stream(),
-            _ => Some(ErrorKind::Io),
+            _ => {
+                self.reason = reason(ErrorKind::Io, e);
+                Some(ErrorKind::Io)
+            }
         }
     }
 
@@ -386,6 +426,11 @@ impl Conn {
         }
         self.out.clear();
         self.out_pos = 0;
+        // Over TLS, what rustls still holds (its handshake, ciphertext the socket had no
+        // room for) goes out as the socket allows.
+        if let Err(e) = self.stream.flush_pending() {
+            return Err(self.read_error(&e));
+        }
         Ok(())
     }
 }
@@ -446,6 +491,12 @@ fn extensions_answer(response: &[u8]) -> Option<String> {
         .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
         .and_then(|h| std::str::from_utf8(h.value).ok())
         .map(str::to_owned)
+}
+
+/// What the system said of `e`, for the kinds whose name does not say it all (any other
+/// failure to connect, any other socket error).
+pub fn reason(kind: ErrorKind, e: &io::Error) -> Option<String> {
+    matches!(kind, ErrorKind::ConnectFailed | ErrorKind::Io).then(|| e.to_string())
 }
 
 /// Classifies a failed connect.

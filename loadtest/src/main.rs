@@ -21,6 +21,7 @@ mod stats;
 mod system;
 mod target;
 mod timer;
+mod tls;
 mod traffic;
 mod units;
 mod watch;
@@ -35,6 +36,12 @@ fn main() -> ExitCode {
         cli::Mode::Plot(args) => compare::run(&args),
         cli::Mode::Agent(args) => agent::serve::run(&args),
         mode => cli::Cli { mode }.plan().and_then(|invocation| {
+            if invocation.plan.insecure() {
+                eprintln!(
+                    "wsloop-load: warning: --insecure: server certificates are not verified \
+                     (any certificate is accepted; only its handshake signature is checked)"
+                );
+            }
             if invocation.agents.is_empty() {
                 run::run(invocation.plan, invocation.outputs)
             } else {

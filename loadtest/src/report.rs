@@ -12,7 +12,7 @@ use crate::agent::row::AgentRow;
 use crate::cli::{ModeKind, Plan};
 use crate::plot;
 use crate::selfcheck::{self, SelfCheck};
-use crate::stats::{ErrorKind, Percentiles, Stats};
+use crate::stats::{ErrorKind, Percentiles, Reason, Stats};
 use crate::units::{format_bytes, format_count, format_micros};
 
 /// Everything a run measured. Latencies are in microseconds, rates per second.
@@ -70,6 +70,9 @@ pub struct Report {
     pub server: Option<ServerFigures>,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
+    /// The first few different reasons given for errors (a connect or socket failure as the
+    /// system said it, a TLS failure as rustls did), each with its kind and count.
+    pub error_reasons: Vec<Reason>,
     pub generator: Generator,
     /// With --agents: one row per agent, in the order given; `None` for a run on this
     /// machine.
@@ -315,6 +318,7 @@ impl Report {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             errors_total: stats.error_count(),
+            error_reasons: stats.error_reasons.clone(),
             generator: Generator {
                 elapsed_s: elapsed,
                 cpu_user_s: user.as_secs_f64(),
@@ -430,6 +434,9 @@ impl Report {
             parts.join(", ")
         };
         let _ = writeln!(out, "  errors        {errors}");
+        for r in &self.error_reasons {
+            let _ = writeln!(out, "  error reason  {} {}: {}", r.kind, r.count, r.reason);
+        }
         if let Some(server) = &self.server {
             if let (Some(before), Some(after)) = (server.rss_before_bytes, server.rss_after_bytes) {
                 let per_conn = self.idle.as_ref().and_then(|i| i.bytes_per_connection);

@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Refused,
     /// Any other failure to connect (no route, no ports left, no file descriptors).
     ConnectFailed,
+    /// wss://: the TLS handshake failed (a certificate not trusted, an alert from the server,
+    /// the connection closed during it), or TLS broke later; its reason is kept.
+    TlsFailed,
     /// The server's HTTP answer was not an acceptable `101` with the right accept key.
     HandshakeFailed,
     /// The server closed the connection with this close code.
@@ -41,6 +44,7 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::Refused => f.write_str("refused"),
             ErrorKind::ConnectFailed => f.write_str("connect_failed"),
+            ErrorKind::TlsFailed => f.write_str("tls_failed"),
             ErrorKind::HandshakeFailed => f.write_str("handshake_failed"),
             ErrorKind::ClosedWithCode(code) => write!(f, "closed_with_code_{code}"),
             ErrorKind::ClosedWithoutCode => f.write_str("closed_without_code"),
@@ -61,6 +65,7 @@ impl FromStr for ErrorKind {
         let kind = match name {
             "refused" => ErrorKind::Refused,
             "connect_failed" => ErrorKind::ConnectFailed,
+            "tls_failed" => ErrorKind::TlsFailed,
             "handshake_failed" => ErrorKind::HandshakeFailed,
             "closed_without_code" => ErrorKind::ClosedWithoutCode,
             "dropped" => ErrorKind::Dropped,
@@ -89,6 +94,18 @@ impl<'de> Deserialize<'de> for ErrorKind {
         let name = String::deserialize(deserializer)?;
         name.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// How many different reasons for errors are kept: the first ones met, enough to say what
+/// went wrong without a list as long as the run.
+pub const MAX_REASONS: usize = 5;
+
+/// Why errors of a kind happened, as the system or rustls said it, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub kind: ErrorKind,
+    pub reason: String,
+    pub count: u64,
 }
 
 /// A histogram of microseconds from 1 us up, growing as needed, 3 significant digits.
@@ -121,7 +138,8 @@ pub struct Stats {
     /// generator's own lag, or a full send window).
     #[serde(with = "wire")]
     pub send_lag: Histogram<u64>,
-    /// From the start of the TCP connect to a checked `101` answer.
+    /// From the start of the TCP connect to a checked `101` answer (over wss://, the TLS
+    /// handshake included).
     #[serde(with = "wire")]
     pub handshake: Histogram<u64>,
     /// While the load ran (after the warm-up): how late a timer the event loop set itself
@@ -165,6 +183,9 @@ pub struct Stats {
     pub sending_time: Duration,
     /// Errors by kind.
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// The first [`MAX_REASONS`] different reasons given for errors (connect and socket
+    /// failures, TLS), in the order met.
+    pub error_reasons: Vec<Reason>,
 }
 
 impl Stats {
@@ -193,11 +214,37 @@ impl Stats {
             alive_at_end: 0,
             sending_time: Duration::ZERO,
             errors: BTreeMap::new(),
+            error_reasons: Vec::new(),
         }
     }
 
     pub fn error(&mut self, kind: ErrorKind) {
         *self.errors.entry(kind).or_insert(0) += 1;
+    }
+
+    /// Counts an error of `kind`, and its reason when there is one.
+    pub fn error_because(&mut self, kind: ErrorKind, reason: Option<String>) {
+        self.error(kind);
+        if let Some(reason) = reason {
+            self.note_reason(kind, reason, 1);
+        }
+    }
+
+    /// Adds `count` to a reason already kept, or keeps it while there is room.
+    fn note_reason(&mut self, kind: ErrorKind, reason: String, count: u64) {
+        let reasons = &mut self.error_reasons;
+        match reasons
+            .iter()
+            .position(|r| r.kind == kind && r.reason == reason)
+        {
+            Some(i) => reasons[i].count += count,
+            None if reasons.len() < MAX_REASONS => reasons.push(Reason {
+                kind,
+                reason,
+                count,
+            }),
+            None => {}
+        }
     }
 
     pub fn error_count(&self) -> u64 {
@@ -237,6 +284,9 @@ impl Stats {
         self.sending_time = self.sending_time.max(other.sending_time);
         for (kind, count) in &other.errors {
             *self.errors.entry(*kind).or_insert(0) += count;
+        }
+        for r in &other.error_reasons {
+            self.note_reason(r.kind, r.reason.clone(), r.count);
         }
     }
 }
@@ -306,6 +356,7 @@ mod tests {
         let kinds = [
             ErrorKind::Refused,
             ErrorKind::ConnectFailed,
+            ErrorKind::TlsFailed,
             ErrorKind::HandshakeFailed,
             ErrorKind::ClosedWithCode(4000),
             ErrorKind::ClosedWithoutCode,
@@ -320,6 +371,34 @@ mod tests {
         }
         assert!("closed_with_code_70000".parse::<ErrorKind>().is_err());
         assert!("on_fire".parse::<ErrorKind>().is_err());
+    }
+
+    #[test]
+    fn the_first_few_reasons_are_kept_and_merged() {
+        let mut a = Stats::new();
+        let tls = |n: u32| Some(format!("TLS: invalid peer certificate {n}"));
+        a.error_because(ErrorKind::TlsFailed, tls(0));
+        a.error_because(ErrorKind::TlsFailed, tls(0));
+        a.error_because(ErrorKind::Timeout, None);
+        let mut b = Stats::new();
+        for n in 0..(MAX_REASONS as u32 + 2) {
+            b.error_because(ErrorKind::TlsFailed, tls(n));
+        }
+        a.merge(&b);
+        assert_eq!(a.errors[&ErrorKind::TlsFailed], 2 + MAX_REASONS as u64 + 2);
+        assert_eq!(a.error_reasons.len(), MAX_REASONS);
+        assert_eq!(a.error_reasons[0].reason, tls(0).unwrap());
+        assert_eq!(a.error_reasons[0].count, 3);
+        assert_eq!(a.error_reasons[1].count, 1);
+        let json = serde_json::to_string(&a).unwrap();
+        let back: Stats = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.error_reasons, a.error_reasons);
+        assert!(
+            json.contains(
+                r#"{"kind":"tls_failed","reason":"TLS: invalid peer certificate 0","count":3}"#
+            ),
+            "{json}"
+        );
     }
 
     #[test]

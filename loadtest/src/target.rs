@@ -1,33 +1,38 @@
-//! The server to load: a `ws://` URL resolved to one socket address, refused when it is not
-//! on this machine's loopback unless the user says otherwise.
+//! The server to load: a `ws://` or `wss://` URL resolved to one socket address, refused when
+//! it is not on this machine's loopback unless the user says otherwise.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// A parsed and resolved `ws://host:port/path`.
+/// A parsed and resolved `ws://host:port/path` or `wss://host:port/path`.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
+    /// wss://: TLS under the WebSocket.
+    pub secure: bool,
     /// The `Host` header: the URL's authority as written.
     pub host: String,
+    /// The host alone, without port or brackets: the TLS server name.
+    pub name: String,
     /// The request target, `/` when the URL has none.
     pub path: String,
 }
 
 impl Target {
-    /// The URL as the reports show it: `ws://host:port/path`.
+    /// The URL as the reports show it: `ws://host:port/path` or `wss://...`.
     pub fn url(&self) -> String {
-        format!("ws://{}{}", self.host, self.path)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.host, self.path)
     }
 
     /// Parses and resolves `url`. A target off loopback is refused without `allow_remote`: a
     /// load generator pointed at the wrong address is a denial-of-service tool.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, String> {
-        let rest = if let Some(rest) = url.strip_prefix("ws://") {
-            rest
-        } else if url.starts_with("wss://") {
-            return Err("wss:// is not supported: the generator speaks plain TCP".into());
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
         } else {
-            return Err(format!("{url:?} is not a ws:// URL"));
+            return Err(format!("{url:?} is not a ws:// or wss:// URL"));
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -37,11 +42,17 @@ impl Target {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("{url:?} has no usable host"));
         }
-        let with_port = if has_port(authority) {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
+        let (with_port, host) = match authority.rfind(':') {
+            Some(i) if has_port(authority) => (authority.to_string(), &authority[..i]),
+            _ => {
+                let port = if secure { 443 } else { 80 };
+                (format!("{authority}:{port}"), authority)
+            }
         };
+        let name = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
         let addrs: Vec<SocketAddr> = with_port
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {authority:?}: {e}"))?
@@ -60,7 +71,9 @@ impl Target {
         }
         Ok(Target {
             addr,
+            secure,
             host: authority.to_string(),
+            name: name.to_string(),
             path,
         })
     }
@@ -91,6 +104,28 @@ mod tests {
             Target::parse("ws://127.0.0.2", false).unwrap().addr.port(),
             80
         );
+        assert_eq!(t.name, "::1");
+        assert!(!t.secure);
+    }
+
+    #[test]
+    fn parses_wss_urls_with_port_443_by_default() {
+        let t = Target::parse("wss://127.0.0.1/chat", false).unwrap();
+        assert!(t.secure);
+        assert_eq!(t.addr, "127.0.0.1:443".parse().unwrap());
+        assert_eq!(
+            (t.host.as_str(), t.name.as_str()),
+            ("127.0.0.1", "127.0.0.1")
+        );
+        assert_eq!(t.url(), "wss://127.0.0.1/chat");
+        let t = Target::parse("wss://localhost:9443", false).unwrap();
+        assert_eq!((t.addr.port(), t.name.as_str()), (9443, "localhost"));
+        assert_eq!(t.url(), "wss://localhost:9443/");
+        let t = Target::parse("wss://[::1]", false).unwrap();
+        assert_eq!((t.addr.port(), t.name.as_str()), (443, "::1"));
+        // The loopback guard holds for wss:// too.
+        let err = Target::parse("wss://192.0.2.1/", false).unwrap_err();
+        assert!(err.contains("--allow-remote"), "{err}");
     }
 
     #[test]
@@ -104,7 +139,8 @@ mod tests {
     #[test]
     fn refuses_other_schemes() {
         assert!(Target::parse("http://127.0.0.1/", false).is_err());
-        assert!(Target::parse("wss://127.0.0.1/", false).is_err());
+        assert!(Target::parse("wsx://127.0.0.1/", false).is_err());
+        assert!(Target::parse("wss://", false).is_err());
         assert!(Target::parse("ws:///nohost", false).is_err());
     }
 }

@@ -14,7 +14,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::cli::{ModeKind, Plan};
-use crate::client::{connect_error, Conn, Phase, Progress, Readiness};
+use crate::client::{connect_error, reason, Conn, Phase, Progress, Readiness};
 use crate::live::{Figures, Tick};
 use crate::stamp::Clock;
 use crate::stats::{record, ErrorKind, Stats};
@@ -270,10 +270,13 @@ impl Worker {
             .source
             .as_ref()
             .map(|s| s.nth(self.plan.share.position(id)));
-        let mut conn = match Conn::connect(id, &self.plan.target, source, self.plan.deflate) {
+        let plan = &self.plan;
+        let tls = plan.tls.as_ref();
+        let mut conn = match Conn::connect(id, &plan.target, source, plan.deflate, tls) {
             Ok(conn) => conn,
             Err(e) => {
-                self.load.stats.error(connect_error(&e));
+                let kind = connect_error(&e);
+                self.load.stats.error_because(kind, reason(kind, &e));
                 self.settle();
                 return;
             }
@@ -380,7 +383,7 @@ impl Worker {
             self.settle();
         }
         if let Some(kind) = error {
-            self.load.stats.error(kind);
+            self.load.stats.error_because(kind, conn.take_reason());
         }
     }
 

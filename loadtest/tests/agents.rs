@@ -5,78 +5,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{run, TestServer};
-
-/// A `wsloop-load agent` on a free loopback port, killed when dropped (a failing test
-/// included).
-struct Agent {
-    child: Child,
-    addr: String,
-}
-
-impl Agent {
-    fn start(extra: &[&str]) -> Agent {
-        let child = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
-            .args(["agent", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start an agent");
-        let mut agent = Agent {
-            child,
-            addr: String::new(),
-        };
-        // "wsloop-load agent listening on ADDR (...)"
-        let stdout = agent.child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        agent.addr = line
-            .strip_prefix("wsloop-load agent listening on ")
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        agent
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `--agents` for these agents.
-fn agents_flag(agents: &[Agent]) -> String {
-    let addrs: Vec<&str> = agents.iter().map(|a| a.addr.as_str()).collect();
-    addrs.join(",")
-}
-
-/// The report's agent rows.
-fn rows(report: &Value) -> &Vec<Value> {
-    report["agents"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no agent rows in {report}"))
-}
-
-/// The sum of `key` over the rows.
-fn sum(rows: &[Value], key: &str) -> u64 {
-    rows.iter()
-        .map(|row| {
-            row[key]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{key} in {row}"))
-        })
-        .sum()
-}
+use common::{agents_flag, rows, run, sum, Agent, TestServer};
 
 #[test]
 fn two_agents_split_an_open_loop_run_and_merge_it_exactly() {
@@ -287,11 +223,11 @@ fn other_protocol_versions_are_told_apart_on_both_sides() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("speaks agent protocol 999 (wsloop-load 9.0.0), this side protocol 1"),
+        stderr.contains("speaks agent protocol 999 (wsloop-load 9.0.0), this side protocol 2"),
         "{stderr}"
     );
     let controller_hello = future.join().unwrap().expect("the controller greets first");
-    assert_eq!(controller_hello["protocol"], 1);
+    assert_eq!(controller_hello["protocol"], 2);
 
     // A controller from the future: the agent greets back with its own version and hangs
     // up rather than read what it would not understand.
@@ -305,6 +241,6 @@ fn other_protocol_versions_are_told_apart_on_both_sides() {
         &json!({"protocol": 999, "wsloop_load": "9.0.0"}),
     );
     let hello = read_frame(&mut stream).expect("the agent greets");
-    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["protocol"], 2);
     assert_eq!(read_frame(&mut stream), None, "the agent hung up");
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::clock::{self, Offset, Probe};
 use crate::agent::protocol::{
-    greet, receive, send, Job, Outcome, ToAgent, ToController, MAX_REPLY,
+    fits_request, greet, receive, send, Job, Outcome, ToAgent, ToController, MAX_REPLY,
 };
 use crate::agent::row::AgentRow;
 use crate::cli::{Outputs, Plan};
@@ -60,6 +60,12 @@ enum State {
 pub fn run(plan: Plan, outputs: Outputs, addrs: &[String]) -> Result<ExitCode, String> {
     let clock = Clock::new();
     let count = addrs.len();
+    // A job too long to send (a large --ca) stops the run before any agent is engaged.
+    fits_request(&ToAgent::Job(Box::new(Job::new(
+        &plan,
+        Share { index: 0, count },
+        0,
+    ))))?;
     let mut agents = Vec::with_capacity(count);
     for (index, addr) in addrs.iter().enumerate() {
         let share = Share { index, count };
@@ -264,8 +270,9 @@ impl Agent {
             });
         }
         let offset = clock::estimate(&probes).expect("probes were taken");
-        let job = Job::new(plan, share, offset.offset_ns);
-        send(&mut stream, &ToAgent::Job(Box::new(job))).map_err(silent)?;
+        let job = ToAgent::Job(Box::new(Job::new(plan, share, offset.offset_ns)));
+        fits_request(&job)?;
+        send(&mut stream, &job).map_err(silent)?;
         match receive(&mut stream, MAX_REPLY).map_err(silent)? {
             ToController::Accepted => Ok(Agent {
                 addr: addr.to_string(),

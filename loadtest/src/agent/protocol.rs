@@ -6,11 +6,11 @@
 //! different versions tell each other so instead of misreading what follows; both end the
 //! connection on a mismatch. Then, one exchange after the other:
 //!
-//! | controller to agent                   | agent to controller                          |
-//! |---------------------------------------|----------------------------------------------|
-//! | `probe`, a few times                  | `clock`: the agent's time, for its offset     |
-//! | `job`: mode, target, share, offset    | `accepted`, or `refused` and why              |
-//! | `start`: the shared start time        | `progress` each second, then `done` or `failed` |
+//! | controller to agent                       | agent to controller                             |
+//! |-------------------------------------------|-------------------------------------------------|
+//! | `probe`, a few times                      | `clock`: the agent's time, for its offset       |
+//! | `job`: mode, target, trust, share, offset | `accepted`, or `refused` and why                |
+//! | `start`: the shared start time            | `progress` each second, then `done` or `failed` |
 //!
 //! `start` goes out once every agent of the run has accepted; a controller that hangs up
 //! before sending it cancels the job.
@@ -27,10 +27,13 @@ use crate::share::Share;
 use crate::source::SourceRange;
 use crate::stats::Stats;
 use crate::target::Target;
+use crate::tls::{self, Trust};
 
-/// Raised whenever a message changes meaning.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// The largest frame an agent reads: a job is well under a kilobyte.
+/// Raised whenever a message changes meaning. 2: jobs carry the wss:// trust settings
+/// (`ca_pem`, `insecure`), and figures the first reasons for errors.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The largest frame an agent reads: a job is well under a kilobyte, plus the --ca PEM it
+/// carries for wss://.
 pub const MAX_REQUEST: usize = 64 << 10;
 /// The largest frame a controller reads: the figures carry five histograms, a few hundred
 /// kilobytes each at worst.
@@ -113,6 +116,11 @@ pub struct Job {
     /// controller's time.
     pub clock_offset_ns: i64,
     pub deflate: bool,
+    /// wss://: the contents of the controller's --ca file (PEM), the roots the agent trusts
+    /// (a path would name a file on the controller's machine).
+    pub ca_pem: Option<String>,
+    /// wss://: --insecure, every certificate accepted.
+    pub insecure: bool,
     pub connections: u64,
     pub threads: usize,
     pub duration: Duration,
@@ -133,12 +141,18 @@ pub struct Job {
 impl Job {
     /// Part `share` of `plan`, for an agent whose clock is `clock_offset_ns` ahead.
     pub fn new(plan: &Plan, share: Share, clock_offset_ns: i64) -> Job {
+        let trust = plan.tls.as_ref().map(|tls| &tls.trust);
         Job {
             mode: plan.mode,
             url: plan.target.url(),
             share,
             clock_offset_ns,
             deflate: plan.deflate,
+            ca_pem: match trust {
+                Some(Trust::Ca(pem)) => Some(pem.clone()),
+                _ => None,
+            },
+            insecure: trust == Some(&Trust::Insecure),
             connections: plan.connections,
             threads: plan.threads,
             duration: plan.duration,
@@ -176,9 +190,18 @@ impl Job {
             (None, Some(text)) => Some(SourceRange::parse(text)?),
             (None, None) => None,
         };
+        let target = Target::parse(&self.url, allow_remote)?;
+        let trust = match (&self.ca_pem, self.insecure) {
+            (Some(_), true) => {
+                return Err("a job with both a CA and insecure set: one or the other".into())
+            }
+            (Some(pem), false) => Some(Trust::Ca(pem.clone())),
+            (None, insecure) => insecure.then_some(Trust::Insecure),
+        };
         let plan = Plan {
             mode: self.mode,
-            target: Target::parse(&self.url, allow_remote)?,
+            tls: tls::settings(&target, trust)?,
+            target,
             share,
             deflate: self.deflate,
             connections: self.connections,
@@ -199,6 +222,21 @@ impl Job {
         plan.check(allow_remote)?;
         Ok(plan)
     }
+}
+
+/// Whether `message` fits in a frame an agent reads: a --ca file can make a job too long.
+pub fn fits_request(message: &ToAgent) -> Result<(), String> {
+    let len = serde_json::to_vec(message)
+        .map_err(|e| e.to_string())?
+        .len();
+    if len > MAX_REQUEST {
+        return Err(format!(
+            "the job would be a {len}-byte message, above the agent protocol's limit of \
+             {MAX_REQUEST} bytes; a --ca file sent to agents must be smaller (only the roots the \
+             server's certificate needs)"
+        ));
+    }
+    Ok(())
 }
 
 /// An agent's figures so far, once a second: its live line's part, and a sign of life.
@@ -259,6 +297,7 @@ fn invalid(what: &str) -> io::Error {
 mod tests {
     use super::*;
     use crate::cli::Cli;
+    use crate::tls::Tls;
     use clap::Parser;
 
     fn plan(args: &str) -> Plan {
@@ -364,6 +403,49 @@ mod tests {
         let own = SourceRange::parse("127.0.0.20-127.0.0.29").unwrap();
         let on_agent = back.plan(false, Some(&own)).unwrap();
         assert_eq!(on_agent.source, Some(own));
+    }
+
+    #[test]
+    fn a_job_carries_the_trust_settings_not_a_path() {
+        let mut secure = plan("connect --url wss://127.0.0.1:9443/ --insecure");
+        let job = Job::new(&secure, Share::WHOLE, 0);
+        assert!(job.insecure && job.ca_pem.is_none());
+        assert!(job.plan(false, None).unwrap().insecure());
+
+        let pem = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+            .unwrap()
+            .cert
+            .pem();
+        secure.tls = Some(Tls::new(Trust::Ca(pem.clone()), "127.0.0.1").unwrap());
+        let job = Job::new(&secure, Share::WHOLE, 0);
+        let json = serde_json::to_string(&ToAgent::Job(Box::new(job))).unwrap();
+        assert!(json.contains(r#""insecure":false"#), "{json}");
+        let ToAgent::Job(back) = serde_json::from_str(&json).unwrap() else {
+            panic!("not a job: {json}")
+        };
+        assert_eq!(back.ca_pem.as_deref(), Some(pem.as_str()));
+        let on_agent = back.plan(false, None).unwrap();
+        assert_eq!(on_agent.tls.unwrap().trust, Trust::Ca(pem.clone()));
+
+        // A job that breaks the rules a command line would: both, neither, or on ws://.
+        let mut bad = *back;
+        bad.insecure = true;
+        assert!(bad
+            .plan(false, None)
+            .unwrap_err()
+            .contains("one or the other"));
+        (bad.ca_pem, bad.insecure) = (None, false);
+        let err = bad.plan(false, None).unwrap_err();
+        assert!(
+            err.contains("wss:// needs --ca FILE or --insecure"),
+            "{err}"
+        );
+        let mut plain = Job::new(&plan("echo"), Share::WHOLE, 0);
+        plain.ca_pem = Some(pem);
+        assert!(plain.plan(false, None).unwrap_err().contains("ws://"));
+        plain.ca_pem = Some("not PEM".into());
+        plain.url = "wss://127.0.0.1/".into();
+        assert!(plain.plan(false, None).unwrap_err().contains("--ca"));
     }
 
     #[test]

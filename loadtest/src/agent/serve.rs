@@ -115,12 +115,17 @@ fn serve(mut stream: TcpStream, rules: &Rules) -> Result<String, String> {
                 };
                 send(&mut stream, &ToController::Accepted).map_err(lost)?;
                 eprintln!(
-                    "wsloop-load agent: accepted a job: {} {}, part {} of {} ({} connections)",
+                    "wsloop-load agent: accepted a job: {} {}, part {} of {} ({} connections){}",
                     plan.mode.name(),
                     plan.target.url(),
                     plan.share.index + 1,
                     plan.share.count,
-                    plan.own_connections()
+                    plan.own_connections(),
+                    if plan.insecure() {
+                        "; warning: TLS certificates are not verified (--insecure)"
+                    } else {
+                        ""
+                    }
                 );
                 let ToAgent::Start { at_unix_ns } =
                     receive::<ToAgent>(&mut stream, MAX_REQUEST).map_err(lost)?

@@ -1,16 +1,20 @@
-//! What the integration tests share: an in-process wsloop server on a loopback port, and
-//! running `wsloop-load` with a JSON report to read back.
+//! What the integration tests share: an in-process wsloop server on a loopback port (behind
+//! TLS with a test CA's certificate, for wss://), `wsloop-load agent` processes, and running
+//! `wsloop-load` with a JSON report to read back.
 
 // Each test binary uses a part of it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
+use wsloop::tls::ReloadableCert;
 use wsloop::{Handler, Server, ShutdownHandle};
 
 /// A wsloop server on an ephemeral loopback port, stopped when dropped.
@@ -55,6 +59,130 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
     }
+
+    /// The same for a server started with TLS settings ([`Pki::config`]).
+    pub fn wss_url(&self, path: &str) -> String {
+        format!("wss://{}{path}", self.addr)
+    }
+}
+
+/// A test CA made at test time (no key material is checked in), in a temporary directory
+/// that goes with it: `ca.pem` for --ca, and a server certificate for 127.0.0.1 and
+/// `localhost` it issued, with its key.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        let dir =
+            std::env::temp_dir().join(format!("wsloop-load-pki-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("wsloop-load test CA {name}"));
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let issuer = Issuer::new(params, ca_key);
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "wsloop-load test server");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join("cert.pem"), format!("{}{}", cert.pem(), ca.pem())).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+
+    /// The CA certificate (PEM), for --ca.
+    pub fn ca_path(&self) -> String {
+        self.dir.join("ca.pem").to_str().unwrap().to_string()
+    }
+
+    /// A server config serving the issued certificate (wss:// only).
+    pub fn config(&self) -> wsloop::Config {
+        let cert = ReloadableCert::load(self.dir.join("cert.pem"), self.dir.join("key.pem"))
+            .expect("the test certificate loads");
+        wsloop::Config {
+            tls: Some(cert.server_config()),
+            ..wsloop::Config::default()
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `wsloop-load agent` on a free loopback port, killed by its PID when dropped (a failing
+/// test included).
+pub struct Agent {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Agent {
+    pub fn start(extra: &[&str]) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_wsloop-load"))
+            .args(["agent", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start an agent");
+        let mut agent = Agent {
+            child,
+            addr: String::new(),
+        };
+        // "wsloop-load agent listening on ADDR (...)"
+        let stdout = agent.child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        agent.addr = line
+            .strip_prefix("wsloop-load agent listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--agents` for these agents.
+pub fn agents_flag(agents: &[Agent]) -> String {
+    let addrs: Vec<&str> = agents.iter().map(|a| a.addr.as_str()).collect();
+    addrs.join(",")
+}
+
+/// The report's agent rows.
+pub fn rows(report: &Value) -> &Vec<Value> {
+    report["agents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no agent rows in {report}"))
+}
+
+/// The sum of `key` over the rows.
+pub fn sum(rows: &[Value], key: &str) -> u64 {
+    rows.iter()
+        .map(|row| {
+            row[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{key} in {row}"))
+        })
+        .sum()
 }
 
 impl Drop for TestServer {
