@@ -9,7 +9,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-use super::{query, Status};
+use super::{header, query, Status};
+
+pub use super::header::is_token;
 
 /// The most request headers the server parses; more is answered with 431.
 pub const MAX_HEADERS: usize = 64;
@@ -280,8 +282,8 @@ impl<'h, 'b> Request<'h, 'b> {
             .flat_map(|h| h.value.split(|&b| b == b';'))
             .filter_map(|piece| {
                 let (name, value) = std::str::from_utf8(piece).ok()?.split_once('=')?;
-                let name = name.trim_matches([' ', '\t']);
-                let value = value.trim_matches([' ', '\t']);
+                let name = header::trim_ows(name);
+                let value = header::trim_ows(value);
                 let value = value
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))
@@ -312,6 +314,10 @@ impl<'h, 'b> Request<'h, 'b> {
     }
 
     /// The subprotocols the client offers in `Sec-WebSocket-Protocol`, in its order of preference.
+    ///
+    /// The elements of every such header as [`header::list`] reads them: without the SP and
+    /// HTAB around them, empty ones skipped. They are not checked: one that is not a token
+    /// comes as it is, and [`write_accept`] will not send it back.
     pub fn protocols(&self) -> impl Iterator<Item = &'b str> + '_ {
         self.comma_list("sec-websocket-protocol")
     }
@@ -324,15 +330,13 @@ impl<'h, 'b> Request<'h, 'b> {
             .filter_map(|h| std::str::from_utf8(h.value).ok())
     }
 
-    /// The items of every header called `name`, split at commas and trimmed.
+    /// The list elements ([`header::list`]) of every header called `name` that is UTF-8.
     fn comma_list(&self, name: &'static str) -> impl Iterator<Item = &'b str> + '_ {
         self.headers
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .filter_map(|h| std::str::from_utf8(h.value).ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+            .flat_map(header::list)
     }
 }
 
@@ -403,13 +407,13 @@ pub fn parse_request<'h, 'b>(
     // "A |Sec-WebSocket-Version| header field, with a value of 13." (item 6) Section 4.4: if
     // the server doesn't support the version, it MUST respond with |Sec-WebSocket-Version|
     // header fields listing the versions it supports.
-    if find_header(headers, "sec-websocket-version").map(trim) != Some(b"13") {
+    if find_header(headers, "sec-websocket-version").map(header::trim_ows_bytes) != Some(b"13") {
         return Err(HandshakeError::UnsupportedVersion);
     }
     // "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when decoded, is
     // 16 bytes in length." (item 5)
     let key = find_header(headers, "sec-websocket-key")
-        .map(trim)
+        .map(header::trim_ows_bytes)
         .ok_or(HandshakeError::BadKey)?;
     let mut decoded = [0u8; 18];
     if key.len() != 24 || BASE64.decode_slice(key, &mut decoded) != Ok(16) {
@@ -547,13 +551,6 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// An HTTP token (RFC 9110 section 5.6.2), as header names and subprotocols must be.
-pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 fn find_header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
     headers
         .iter()
@@ -561,7 +558,12 @@ fn find_header<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [
         .map(|h| h.value)
 }
 
-/// The comma-separated tokens of every header called `name`.
+/// The list elements ([`header::list_bytes`]) of every header called `name`, such as the
+/// tokens of `Connection` and `Upgrade`.
+///
+/// A malformed value is not an error here: an element that is not the token looked for (a
+/// quoted-string, or the unterminated one that swallows the rest of its line) just does not
+/// match, and the caller answers as for a missing token.
 fn header_tokens<'a, 'b: 'a>(
     headers: &'a [httparse::Header<'b>],
     name: &'a str,
@@ -569,20 +571,7 @@ fn header_tokens<'a, 'b: 'a>(
     headers
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(trim)
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
+        .flat_map(|h| header::list_bytes(h.value))
 }
 
 /// The client side: a request to send and a check of the server's answer.
@@ -652,7 +641,7 @@ pub mod client {
             header_tokens(headers, "upgrade").any(|t| t.eq_ignore_ascii_case(b"websocket"));
         let connection =
             header_tokens(headers, "connection").any(|t| t.eq_ignore_ascii_case(b"upgrade"));
-        let accept = find_header(headers, "sec-websocket-accept").map(trim);
+        let accept = find_header(headers, "sec-websocket-accept").map(header::trim_ows_bytes);
         if !upgrade || !connection || accept != Some(accept_key(key.as_bytes()).as_bytes()) {
             return Err(ResponseError::BadAccept);
         }
@@ -768,6 +757,57 @@ mod tests {
         let text = GOOD
             .replace("Upgrade: websocket", "upgrade: WebSocket")
             .replace("keep-alive, Upgrade", "UPGRADE");
+        assert!(matches!(parse(&text), Ok(Status::Complete(n)) if n > 0));
+    }
+
+    /// `Connection`, `Upgrade` and `Sec-WebSocket-Protocol` are lists as [`header::list`]
+    /// reads them: OWS is SP and HTAB, empty elements are skipped, and a quoted-string (closed
+    /// or not) is never taken apart into tokens.
+    #[test]
+    fn header_lists_follow_rfc_9110() {
+        let text = GOOD
+            .replace(
+                "Connection: keep-alive, Upgrade",
+                "Connection: ,keep-alive,\t,\tUpgrade\t",
+            )
+            .replace("Upgrade: websocket", "Upgrade: , websocket ,")
+            .replace(
+                "Sec-WebSocket-Protocol: chat, superchat",
+                "Sec-WebSocket-Protocol: ,chat,\t,superchat\t, x y,\r\n\
+                 Sec-WebSocket-Protocol: \"a,b\"",
+            );
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Ok(Status::Complete((Parsed::Upgrade(req), _))) =
+            parse_request(text.as_bytes(), &mut headers)
+        else {
+            panic!("not accepted");
+        };
+        assert_eq!(
+            req.protocols().collect::<Vec<_>>(),
+            ["chat", "superchat", "x y", "\"a,b\""]
+        );
+        // Bad values: a token inside a quoted-string is no token, so the request lacks it.
+        for (from, to, expected) in [
+            (
+                "Connection: keep-alive, Upgrade",
+                "Connection: \"keep-alive, Upgrade\"",
+                Err(HandshakeError::MissingConnectionUpgrade),
+            ),
+            (
+                "Connection: keep-alive, Upgrade",
+                "Connection: \"keep-alive, Upgrade",
+                Err(HandshakeError::MissingConnectionUpgrade),
+            ),
+            (
+                "Upgrade: websocket",
+                "Upgrade: \"websocket\"",
+                Ok(Status::Complete(0)),
+            ),
+        ] {
+            assert_eq!(parse(&GOOD.replacen(from, to, 1)), expected, "{to}");
+        }
+        // What comes before an unterminated quote is still read.
+        let text = GOOD.replacen("keep-alive, Upgrade", "Upgrade, \"keep-alive", 1);
         assert!(matches!(parse(&text), Ok(Status::Complete(n)) if n > 0));
     }
 

@@ -4,6 +4,8 @@
 //! slices. The reactor in [`crate::server`] is the only code that touches sockets.
 //!
 //! - [`handshake`]: the opening handshake (RFC 6455 section 4), both roles.
+//! - [`header`]: the header grammar it reads: lists, tokens, quoted strings, extension
+//!   parameters (RFC 9110 section 5.6, RFC 6455 section 9.1).
 //! - [`frame`]: frame headers, parsed and encoded (section 5.2).
 //! - [`mask`]: payload masking (section 5.3).
 //! - [`receiver`]: frames to messages, with fragmentation, UTF-8 and size limits.
@@ -17,6 +19,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod header;
 pub mod mask;
 pub mod query;
 pub mod receiver;
