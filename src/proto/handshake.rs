@@ -624,6 +624,30 @@ pub mod client {
     /// Checks the server's answer to a request sent with `key`; on success returns the
     /// response's length (bytes after it are the server's first frames).
     pub fn check_response(buf: &[u8], key: &str) -> Result<Status<usize>, ResponseError> {
+        Ok(match read_response(buf, key)? {
+            Status::Complete(head) => Status::Complete(head.len),
+            Status::Partial => Status::Partial,
+        })
+    }
+
+    /// A 101 answer as [`read_response`] found it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ResponseHead<'b> {
+        /// The head's length; bytes after it are the server's first frames.
+        pub len: usize,
+        /// `Sec-WebSocket-Protocol`: the subprotocol the server chose.
+        pub protocol: Option<&'b str>,
+        /// Every `Sec-WebSocket-Extensions` value, joined into one list.
+        pub extensions: Option<String>,
+    }
+
+    /// Reads the server's answer to a request sent with `key`: `Partial` until the head is
+    /// whole; an error unless it is a 101 with the right upgrade headers and
+    /// `Sec-WebSocket-Accept` (RFC 6455 section 4.1, the client's checks 1-4).
+    pub fn read_response<'b>(
+        buf: &'b [u8],
+        key: &str,
+    ) -> Result<Status<ResponseHead<'b>>, ResponseError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(buf) {
@@ -645,7 +669,30 @@ pub mod client {
         if !upgrade || !connection || accept != Some(accept_key(key.as_bytes()).as_bytes()) {
             return Err(ResponseError::BadAccept);
         }
-        Ok(Status::Complete(len))
+        let text =
+            |value: &'b [u8]| std::str::from_utf8(value).map_err(|_| ResponseError::Malformed);
+        let protocol = find_header(headers, "sec-websocket-protocol")
+            .map(|value| text(header::trim_ows_bytes(value)))
+            .transpose()?;
+        let mut extensions: Option<String> = None;
+        for value in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        {
+            let value = text(header::trim_ows_bytes(value.value))?;
+            match &mut extensions {
+                Some(list) => {
+                    list.push_str(", ");
+                    list.push_str(value);
+                }
+                None => extensions = Some(value.to_owned()),
+            }
+        }
+        Ok(Status::Complete(ResponseHead {
+            len,
+            protocol,
+            extensions,
+        }))
     }
 }
 

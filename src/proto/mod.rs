@@ -10,10 +10,14 @@
 //! - [`mask`]: payload masking (section 5.3).
 //! - [`receiver`]: frames to messages, with fragmentation, UTF-8 and size limits.
 //! - [`session`]: an open connection: automatic pongs and the closing handshake.
+//! - [`connection`]: a connection's whole life in either role: the handshake, the open
+//!   session with permessage-deflate, keep-alive and the end; what the reactor and the load
+//!   generator keep per socket.
 //! - [`encode`]: outgoing frames.
 //! - [`deflate`]: the permessage-deflate extension (RFC 7692): negotiation and compression.
 
 pub mod close;
+pub mod connection;
 pub mod deflate;
 pub mod encode;
 pub mod error;
@@ -27,6 +31,7 @@ pub mod session;
 pub mod utf8;
 
 pub use close::{parse_close_payload, CloseCode};
+pub use connection::Connection;
 pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use encode::{encode_close, encode_frame, FrameSpec};
 pub use error::ProtocolError;

@@ -10,22 +10,7 @@ use super::timers::Deadline;
 use super::tls::Tls;
 use super::token::ConnId;
 use super::topics::TopicId;
-use crate::proto::deflate::PerMessageDeflate;
-use crate::proto::{ReadyState, Session};
-
-/// Where a connection is in its life.
-#[derive(Debug)]
-pub(crate) enum Stage {
-    /// Reading the opening handshake. `request` holds its bytes only while it is split over
-    /// several reads; a request that arrives in one read is parsed where it landed.
-    /// `accepted` times the handshake (no larger than the `Open` variant, so free).
-    Handshake { request: Vec<u8>, accepted: Instant },
-    /// The WebSocket protocol runs: OPEN, or CLOSING while a close frame is awaited.
-    Open(Session),
-    /// The last bytes (an HTTP answer, a final close frame) are going out; after them the
-    /// write side is shut and input is discarded until the peer closes or time runs out.
-    Finishing,
-}
+use crate::proto::{Connection, ReadyState};
 
 /// A connection in the slab. Idle, it owns no buffers: the send queue's buffer and a
 /// partial message's buffer exist only while there are bytes in them.
@@ -33,13 +18,12 @@ pub(crate) enum Stage {
 pub(crate) struct Conn {
     pub(crate) socket: TcpStream,
     pub(crate) generation: u32,
-    pub(crate) stage: Stage,
+    /// The WebSocket protocol's state, from the request to the last bytes.
+    pub(crate) ws: Connection,
     pub(crate) out: OutQueue,
     /// rustls's state on a wss:// connection; boxed so plain connections pay one pointer.
     pub(crate) tls: Option<Box<Tls>>,
     pub(crate) deadline: Deadline,
-    /// permessage-deflate state when negotiated; boxed so connections without it stay small.
-    pub(crate) deflate: Option<Box<PerMessageDeflate>>,
     /// The topics it is subscribed to.
     pub(crate) topics: Vec<TopicId>,
     /// `on_open` was called, so `on_close` is owed exactly once.
@@ -58,8 +42,6 @@ pub(crate) struct Conn {
     pub(crate) dirty: bool,
     /// A send passed the backpressure limit: `on_drain` is owed when the queue empties.
     pub(crate) owe_drain: bool,
-    /// An idle ping is out and unanswered.
-    pub(crate) ping_sent: bool,
     /// The write side has been shut down.
     pub(crate) write_shut: bool,
     /// The peer closed its side.
@@ -82,14 +64,10 @@ impl Conn {
         Conn {
             socket,
             generation,
-            stage: Stage::Handshake {
-                request: Vec::new(),
-                accepted: Instant::now(),
-            },
+            ws: Connection::server(Instant::now()),
             out: OutQueue::default(),
             tls,
             deadline: Deadline::default(),
-            deflate: None,
             topics: Vec::new(),
             opened: false,
             close_reported: false,
@@ -99,7 +77,6 @@ impl Conn {
             write_blocked: false,
             dirty: false,
             owe_drain: false,
-            ping_sent: false,
             write_shut: false,
             peer_eof: false,
             terminated: false,
@@ -115,23 +92,6 @@ impl Conn {
 
     /// The browser's `readyState`.
     pub(crate) fn ready_state(&self) -> ReadyState {
-        match &self.stage {
-            Stage::Handshake { .. } => ReadyState::Connecting,
-            Stage::Open(session) => session.ready_state(),
-            Stage::Finishing => ReadyState::Closed,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timing_the_handshake_does_not_grow_a_connection() {
-        // The handshake's start time fits beside its buffer in the space `Open` takes anyway.
-        let handshake = std::mem::size_of::<Vec<u8>>() + std::mem::size_of::<Instant>();
-        assert!(handshake <= std::mem::size_of::<Session>());
-        assert_eq!(std::mem::size_of::<Stage>(), std::mem::size_of::<Session>());
+        self.ws.ready_state()
     }
 }

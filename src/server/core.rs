@@ -4,13 +4,14 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mio::{Interest, Registry};
 use slab::Slab;
 
 use super::access::{AccessLog, Closer};
 use super::command::Command;
-use super::conn::{lookup, Conn, Stage};
+use super::conn::{lookup, Conn};
 use super::hub::{Hub, LoopSet, PostError};
 use super::outbound::{shared_frame, BufPool, SharedFrame};
 use super::stats::{self, LoopStats, TrafficCounts};
@@ -19,8 +20,9 @@ use super::token::ConnId;
 use super::topics::{Left, Topics};
 use crate::config::SlowSubscriber;
 use crate::handler::Error;
+use crate::proto::connection::{Accepted, FrameHead, Settings};
 use crate::proto::deflate::SharedStreams;
-use crate::proto::{CloseCode, OpCode, SendError};
+use crate::proto::{CloseCode, OpCode, Request, SendError};
 use crate::Config;
 
 /// Payloads at least this large are written straight from the caller's memory (header and
@@ -110,6 +112,8 @@ pub(crate) struct Core {
     /// Messages and bytes received and sent, copied to `stats` at the end of each turn.
     pub(crate) received: TrafficCounts,
     pub(crate) sent: TrafficCounts,
+    /// The protocol settings every connection opens with, taken from `config`.
+    settings: Settings,
 }
 
 impl Core {
@@ -120,6 +124,11 @@ impl Core {
         loop_index: usize,
     ) -> Core {
         Core {
+            settings: Settings {
+                max_message_size: config.max_message_size,
+                auto_pong: config.auto_pong,
+                deflate: config.deflate,
+            },
             access: config.access_log.then(AccessLog::default),
             received: TrafficCounts::default(),
             sent: TrafficCounts::default(),
@@ -221,6 +230,29 @@ impl Core {
         Some((conn, &mut self.pool))
     }
 
+    /// Accepts the upgrade `request` of connection `id`: queues the 101 and opens the
+    /// protocol (see [`Connection::accept`](crate::proto::Connection::accept)).
+    pub(crate) fn accept(
+        &mut self,
+        id: ConnId,
+        request: &Request<'_, '_>,
+        protocol: Option<&str>,
+        headers: &[(String, String)],
+    ) -> Option<Accepted> {
+        let conn = lookup(&mut self.conns, id)?;
+        let out = conn.out.writer(&mut self.pool);
+        let accepted = conn.ws.accept(
+            out,
+            request,
+            protocol,
+            headers,
+            &self.settings,
+            Instant::now(),
+        );
+        conn.opened = true;
+        Some(accepted)
+    }
+
     /// Moves the idle deadline of an open connection that is not closing.
     pub(crate) fn set_idle_deadline(&mut self, id: ConnId) {
         let at = self
@@ -229,7 +261,7 @@ impl Core {
             .map_or(super::timers::NEVER, |idle| self.after(idle));
         if let Some(conn) = lookup(&mut self.conns, id) {
             if conn.ready_state() == crate::proto::ReadyState::Open {
-                conn.ping_sent = false;
+                conn.ws.saw_input();
                 self.timers.set(id, &mut conn.deadline, at);
             }
         }
@@ -278,13 +310,8 @@ impl Core {
         let max_buffered = self.config.max_buffered;
         let conn = lookup(&mut self.conns, id).ok_or(SendError::NotOpen)?;
         let buffered = conn.buffered();
-        let Stage::Open(session) = &mut conn.stage else {
-            return Err(SendError::NotOpen);
-        };
-        // Every check comes before compressing: with a compression context kept across
-        // messages, a message that went through the compressor and then was not sent would
-        // leave the client's inflater out of step with every later message (RFC 7692 7.2.3).
-        session.check_sendable(opcode, payload.len())?;
+        // Every check comes before compressing (see `Connection::frame_head`).
+        conn.ws.check_sendable(opcode, payload.len())?;
         if buffered > max_buffered {
             self.stats.send_drops.inc();
             return Ok(SendStatus::Dropped);
@@ -293,22 +320,13 @@ impl Core {
         if let Some(log) = &mut self.access {
             log.sent(id.index(), payload.len());
         }
-        // "An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames"
-        // (RFC 7692 section 6.1); small messages are not worth compressing.
-        let deflate = conn
-            .deflate
-            .as_mut()
-            .filter(|d| !opcode.is_control() && d.should_compress(payload.len()));
-        let compressed = deflate.is_some();
-        let payload = match deflate {
-            Some(deflate) => {
-                self.compressed.clear();
-                deflate.deflate(payload, &mut self.compressed, &mut self.zlib);
-                &self.compressed[..]
-            }
-            None => payload,
-        };
-        let (header, header_len) = session.header(opcode, payload.len(), compressed)?;
+        let FrameHead {
+            header,
+            header_len,
+            payload,
+        } = conn
+            .ws
+            .frame_head(opcode, payload, &mut self.compressed, &mut self.zlib)?;
         if buffered == 0 && payload.len() >= DIRECT_WRITE_MIN {
             let header = &header[..header_len];
             // On wss:// the payload is encrypted straight from the caller's memory too.
@@ -363,7 +381,11 @@ impl Core {
         let Some(conn) = lookup(&mut self.conns, id) else {
             return false;
         };
-        if !matches!(&conn.stage, Stage::Open(session) if !session.close_sent()) {
+        if !conn
+            .ws
+            .session()
+            .is_some_and(|session| !session.close_sent())
+        {
             return false;
         }
         match self.topics.subscribe(topic, id) {
@@ -516,7 +538,7 @@ impl Core {
                 continue;
             };
             let buffered = conn.buffered();
-            let Stage::Open(session) = &mut conn.stage else {
+            let Some(session) = conn.ws.session_mut() else {
                 continue;
             };
             if session.close_sent() {
@@ -599,12 +621,9 @@ impl Core {
         }
         let at = self.after(self.config.close_timeout);
         let (conn, pool) = self.conn_and_pool(id).ok_or(SendError::NotOpen)?;
-        let Stage::Open(session) = &mut conn.stage else {
-            return Err(SendError::NotOpen);
-        };
         let out = conn.out.writer(pool);
         let before = out.len();
-        session.close(out, code, reason)?;
+        conn.ws.close(out, code, reason)?;
         // A server's close frame has a 2-byte header (its payload is at most 125 bytes).
         let payload = out.len() - before - 2;
         self.sent.record(OpCode::Close, payload);
@@ -627,12 +646,11 @@ impl Core {
         let Some((conn, pool)) = self.conn_and_pool(id) else {
             return false;
         };
-        if matches!(conn.stage, Stage::Finishing) && conn.terminated {
+        if conn.ws.is_finishing() && conn.terminated {
             return false;
         }
         conn.terminated = true;
-        conn.stage = Stage::Finishing;
-        conn.deflate = None;
+        conn.ws.finish();
         conn.out.release(pool);
         self.terminated.push(id);
         true
@@ -643,10 +661,7 @@ impl Core {
     pub(crate) fn finish(&mut self, id: ConnId) {
         let at = self.after(self.config.close_timeout);
         if let Some(conn) = self.get_mut(id) {
-            conn.stage = Stage::Finishing;
-            // Nothing more is compressed or inflated: free the zlib state now, not when the
-            // peer gets round to closing.
-            conn.deflate = None;
+            conn.ws.finish();
             self.set_deadline(id, at);
             self.mark_dirty(id);
         }
@@ -695,7 +710,7 @@ impl Core {
             conn.owe_drain = false;
             self.drained.push(id);
         }
-        if matches!(conn.stage, Stage::Finishing) {
+        if conn.ws.is_finishing() {
             if !conn.write_shut {
                 if let Some(tls) = &mut conn.tls {
                     tls.close_notify(&mut conn.socket);

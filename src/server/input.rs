@@ -3,17 +3,15 @@
 
 use super::access::Closer;
 use super::app::App;
-use super::conn::{lookup, Stage};
+use super::conn::lookup;
 use super::context::Context;
 use super::core::Core;
 use super::stats;
 use super::token::ConnId;
 use crate::handler::{Error, Handler, Message, Upgrade};
-use crate::proto::deflate::{negotiate, PerMessageDeflate};
-use crate::proto::handshake::{write_accept, write_http_response, write_response};
+use crate::proto::handshake::{write_http_response, write_response};
 use crate::proto::{
-    parse_request, CloseCode, Event, OpCode, Parsed, ProtocolError, Role, Session, SessionEvent,
-    Status, MAX_HEADERS,
+    parse_request, CloseCode, Event, OpCode, Parsed, SessionEvent, Status, MAX_HEADERS,
 };
 
 /// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
@@ -25,18 +23,17 @@ pub(crate) fn on_input<H: Handler>(
     input: &mut [u8],
 ) {
     let Some(conn) = core.get_mut(id) else { return };
-    match &mut conn.stage {
-        Stage::Handshake { request, .. } if request.is_empty() => {
-            on_request_bytes(core, app, id, input)
-        }
-        Stage::Handshake { request, .. } => {
-            let mut request = std::mem::take(request);
+    if conn.ws.is_handshaking() {
+        if conn.ws.has_partial_request() {
+            let mut request = conn.ws.take_request();
             request.extend_from_slice(input);
             on_request_bytes(core, app, id, &mut request);
+        } else {
+            on_request_bytes(core, app, id, input);
         }
-        Stage::Open(_) => on_frames(core, app, id, input),
-        // Whatever arrives after the end is read only to see the peer's EOF.
-        Stage::Finishing => {}
+    } else {
+        // After the end, whatever arrives is read only to see the peer's EOF.
+        on_frames(core, app, id, input);
     }
 }
 
@@ -55,9 +52,7 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
                 respond(core, id, 431, &[], b"request headers too large\n");
             } else if let Some(conn) = core.get_mut(id) {
                 // Keep the bytes until the rest of the request arrives.
-                if let Stage::Handshake { request, .. } = &mut conn.stage {
-                    *request = bytes.to_vec();
-                }
+                conn.ws.keep_request(bytes);
             }
             return;
         }
@@ -160,32 +155,10 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
             return;
         }
     }
-    let (max_message_size, auto_pong) = (core.config.max_message_size, core.config.auto_pong);
-    // RFC 7692 section 5: accept the first offer the server supports, or none.
-    let deflate = core.config.deflate.as_ref().and_then(|config| {
-        let params = negotiate(request.extension_offers(), config)?;
-        let answer = params.to_string();
-        Some((answer, PerMessageDeflate::new(Role::Server, params, config)))
-    });
-    let Some((conn, pool)) = core.conn_and_pool(id) else {
+    let Some(accepted) = core.accept(id, &request, protocol.as_deref(), &extra_headers) else {
         return;
     };
-    let mut session = Session::new(Role::Server, max_message_size);
-    session.set_auto_pong(auto_pong);
-    session.receiver_mut().allow_compressed(deflate.is_some());
-    write_accept(
-        conn.out.writer(pool),
-        request.key(),
-        protocol.as_deref(),
-        deflate.as_ref().map(|(answer, _)| answer.as_str()),
-        &extra_headers,
-    );
-    conn.deflate = deflate.map(|(_, state)| Box::new(state));
-    let handshake = std::mem::replace(&mut conn.stage, Stage::Open(session));
-    conn.opened = true;
-    if let Stage::Handshake { accepted, .. } = handshake {
-        core.stats.handshake_ns.observe_duration(accepted.elapsed());
-    }
+    core.stats.handshake_ns.observe_duration(accepted.handshake);
     core.stats.upgrades.inc();
     if let Some(log) = &mut core.access {
         log.answered(id.index(), 101, protocol.as_deref());
@@ -228,13 +201,14 @@ fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &
     let mut pos = 0;
     core.set_idle_deadline(id);
     while pos < input.len() {
-        let Some(conn) = core.get_mut(id) else { return };
-        let Stage::Open(session) = &mut conn.stage else {
+        let Some(conn) = lookup(&mut core.conns, id) else {
             return;
         };
         let queued = conn.out.len();
         // Protocol replies (pongs, close echoes) go straight into the send queue.
-        let (used, event) = session.poll(&mut input[pos..], conn.out.raw_buf());
+        let (used, event) = conn
+            .ws
+            .poll(&mut input[pos..], conn.out.raw_buf(), &mut core.zlib);
         let grown = conn.out.len() - queued;
         pos += used;
         if grown > 0 {
@@ -244,10 +218,9 @@ fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &
         if let Some(event) = event {
             deliver(core, app, id, event);
         }
-        let done = core.get(id).is_some_and(|conn| match &conn.stage {
-            Stage::Open(session) => !session.wants_input(),
-            _ => false,
-        });
+        let done = core
+            .get(id)
+            .is_some_and(|conn| conn.ws.session().is_some_and(|s| !s.wants_input()));
         if done {
             core.finish(id);
             return;
@@ -269,36 +242,6 @@ fn count_reply(core: &mut Core, id: ConnId, event: Option<&SessionEvent<'_>>, gr
         log.sent(id.index(), grown - 2);
         if failing {
             log.closing(id.index(), Closer::Server);
-        }
-    }
-}
-
-/// Inflates a compressed message (RFC 7692 section 7.2.2); a message that does not inflate,
-/// or inflates past the size limit, fails the connection.
-fn inflate(core: &mut Core, id: ConnId, text: bool, data: &[u8]) -> SessionEvent<'static> {
-    let max_message_size = core.config.max_message_size;
-    let Some(conn) = lookup(&mut core.conns, id) else {
-        return SessionEvent::Failed(ProtocolError::BadCompression);
-    };
-    let Stage::Open(session) = &mut conn.stage else {
-        return SessionEvent::Failed(ProtocolError::BadCompression);
-    };
-    // The receiver yields compressed messages only when deflate was negotiated.
-    let result = match conn.deflate.as_mut() {
-        Some(deflate) => deflate.inflate_message(text, data, max_message_size, &mut core.zlib),
-        None => Err(ProtocolError::ReservedBits),
-    };
-    match result {
-        Ok(event) => SessionEvent::Frame(event),
-        Err(err) => {
-            let queued = conn.out.len();
-            session.fail(conn.out.raw_buf(), err);
-            let grown = conn.out.len() - queued;
-            if grown > 0 {
-                count_reply(core, id, None, grown);
-            }
-            core.mark_dirty(id);
-            SessionEvent::Failed(err)
         }
     }
 }
@@ -339,11 +282,8 @@ fn deliver<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, event: Ses
                 handler.on_close(&mut Context::new(core, data), id, code, &reason);
             }
         }
-        // Counted once inflated, at its own size.
-        SessionEvent::Frame(Event::Compressed { text, data }) => {
-            let event = inflate(core, id, text, &data);
-            deliver(core, app, id, event);
-        }
+        // `Connection::poll` hands compressed messages over inflated.
+        SessionEvent::Frame(Event::Compressed { .. }) => {}
         SessionEvent::Failed(err) => {
             log::debug!("{id}: failing the connection: {err}");
             let error = Error::Protocol(err);

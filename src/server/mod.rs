@@ -47,7 +47,7 @@ use mio::{Events, Interest, Poll};
 
 use self::app::{App, ConnData};
 use self::command::Command;
-use self::conn::{lookup, Conn, Stage};
+use self::conn::{lookup, Conn};
 use self::core::Core;
 use self::hub::{Hub, Inbox, PostError};
 use self::timers::{Due, Millis, NEVER};
@@ -55,6 +55,7 @@ use self::tls::Tls;
 use self::token::{LISTENER, MAX_INDEX, WAKER};
 use crate::handler::{Error, Handler};
 use crate::metrics::Metrics;
+use crate::proto::connection::Expired;
 use crate::proto::{CloseCode, OpCode, ReadyState};
 use crate::Config;
 
@@ -559,15 +560,14 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.peer_eof = true;
-        match conn.stage {
-            Stage::Handshake { .. } => self.drop_conn(id, None),
-            Stage::Open(_) => {
-                // No close frame came: report 1006, send what is still queued, then drop.
-                self.report_close(id, CloseCode::ABNORMAL, "");
-                self.core.finish(id);
-            }
-            Stage::Finishing if conn.write_shut => self.drop_conn(id, None),
-            Stage::Finishing => {}
+        if conn.ws.is_handshaking() {
+            self.drop_conn(id, None);
+        } else if !conn.ws.is_finishing() {
+            // No close frame came: report 1006, send what is still queued, then drop.
+            self.report_close(id, CloseCode::ABNORMAL, "");
+            self.core.finish(id);
+        } else if conn.write_shut {
+            self.drop_conn(id, None);
         }
     }
 
@@ -664,17 +664,13 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
-        match &conn.stage {
-            // Too slow to finish the handshake (slowloris): no answer is owed.
-            Stage::Handshake { .. } => {
+        match conn.ws.expire() {
+            Expired::Handshake => {
                 self.core.stats.errors[stats::HANDSHAKE_TIMEOUT].inc();
                 self.drop_conn(id, None);
             }
-            Stage::Open(session)
-                if session.ready_state() == ReadyState::Open && !conn.ping_sent =>
-            {
-                // Idle: ask the peer whether it is still there.
-                conn.ping_sent = true;
+            Expired::Idle => {
+                // Ask the peer whether it is still there.
                 let _ = self.core.send(id, OpCode::Ping, b"");
                 let at = self
                     .core
@@ -683,9 +679,7 @@ impl<H: Handler> Server<H> {
                     .map_or(NEVER, |idle| self.core.after(idle));
                 self.core.set_deadline(id, at);
             }
-            // No pong after the idle ping, no answer to our close, or the last bytes would
-            // not drain: the peer is gone.
-            Stage::Open(_) | Stage::Finishing => self.drop_conn(id, Some(Error::Timeout)),
+            Expired::Gone => self.drop_conn(id, Some(Error::Timeout)),
         }
     }
 
