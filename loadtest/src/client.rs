@@ -1,6 +1,14 @@
-//! One client connection's state machine: non-blocking connect, the TLS handshake (wss://),
-//! the opening handshake, then frames through wsloop's [`Session`] in the client role (every
-//! frame masked with a fresh key), and the closing handshake.
+//! One client connection: the socket (a non-blocking connect, bound to a source address when
+//! asked), TLS over it for wss:// ([`Stream`]), timing (when the connect and the closing
+//! handshake started) and counting (the error kind that ended it, with the system's or
+//! rustls's reason).
+//!
+//! The protocol lifecycle lives in wsloop's [`proto::Connection`](Connection), the state
+//! machine the server runs too: the upgrade request and the check of the `101` (accept key,
+//! extensions), frames in the client role (every frame masked with a fresh key),
+//! permessage-deflate both ways (a message that does not inflate fails the connection with a
+//! close frame, RFC 7692 section 8), automatic pongs and the closing handshake. This file
+//! hands it the bytes it reads and writes out what it queues.
 //!
 //! The connection knows nothing of load modes: it hands each data message and pong to a
 //! [`Handler`] with the connection's [`Traffic`] state, and the worker decides what to send.
@@ -10,14 +18,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
-use wsloop::proto::deflate::{parse_response, DeflateConfig, SharedStreams, CLIENT_OFFER};
-use wsloop::proto::handshake::client::{check_response, write_request};
+use wsloop::proto::connection::{Offer, Settings};
+use wsloop::proto::deflate::{DeflateConfig, SharedStreams};
 use wsloop::proto::{
-    random_mask, CloseCode, Event, OpCode, PerMessageDeflate, Role, Session, SessionEvent, Status,
+    random_mask, CloseCode, Connection, Event, OpCode, ReadyState, SessionEvent, Status,
 };
 
 use crate::stats::ErrorKind;
@@ -25,8 +31,6 @@ use crate::target::Target;
 use crate::tls::{self, Stream, Tls};
 use crate::traffic::Traffic;
 
-/// Largest server handshake answer accepted; a 101 is a few hundred bytes.
-const MAX_RESPONSE_BYTES: usize = 16 << 10;
 /// Largest message accepted from the server; an echo is never larger than what was sent.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -77,16 +81,17 @@ pub trait Handler {
 #[derive(Debug)]
 pub struct Conn {
     stream: Stream,
-    phase: Phase,
+    /// The TCP connect is in progress; after it, the protocol's state gives the phase.
+    connecting: bool,
     /// When the connect started: handshake latency and connect/handshake timeouts.
     pub started: Instant,
     /// When the closing handshake started (close timeout).
     pub closing_since: Option<Instant>,
-    key: String,
-    response: Vec<u8>,
-    session: Session,
-    /// permessage-deflate, when it was offered (`Some` but no state yet until the answer).
-    deflate: Option<Deflate>,
+    /// The protocol, from the upgrade request to the closing handshake.
+    connection: Connection,
+    /// permessage-deflate's working memory when it was offered; boxed, so connections
+    /// without it carry one pointer.
+    deflate: Option<Box<Compression>>,
     out: Vec<u8>,
     out_pos: usize,
     /// Why the server ended the connection, kept until the TCP connection ends.
@@ -98,9 +103,20 @@ pub struct Conn {
     pub traffic: Traffic,
 }
 
+/// What [`Connection`] borrows to compress and inflate (its own per-connection state, the
+/// negotiated parameters and any kept context, it holds itself).
+#[derive(Debug, Default)]
+struct Compression {
+    /// zlib streams for the directions that keep no context between messages.
+    shared: SharedStreams,
+    /// An outgoing message's compressed form.
+    scratch: Vec<u8>,
+}
+
 impl Conn {
     /// Starts a non-blocking connect to `target`, bound to `source` first when given, with
-    /// TLS over it when `tls` is given.
+    /// TLS over it when `tls` is given, and queues the upgrade request (offering
+    /// permessage-deflate when `deflate`).
     pub fn connect(
         id: u64,
         target: &Target,
@@ -125,35 +141,42 @@ impl Conn {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let key = {
-            let mut raw = [0u8; 16];
-            for chunk in raw.chunks_mut(4) {
-                chunk.copy_from_slice(&random_mask());
-            }
-            BASE64.encode(raw)
-        };
-        let mut request = Vec::with_capacity(256);
-        let offer: &[(&str, &str)] = if deflate {
-            &[("Sec-WebSocket-Extensions", CLIENT_OFFER)]
-        } else {
-            &[]
-        };
-        write_request(&mut request, &target.host, &target.path, &key, offer);
         let tcp = TcpStream::from_std(socket.into());
         let stream = match tls {
             None => Stream::Plain(tcp),
             Some(tls) => tls.connect(tcp)?,
         };
+        // Sec-WebSocket-Key: 16 random bytes (RFC 6455 section 4.1).
+        let mut key = [0u8; 16];
+        for chunk in key.chunks_mut(4) {
+            chunk.copy_from_slice(&random_mask());
+        }
+        let offer = Offer {
+            host: &target.host,
+            path: &target.path,
+            protocols: &[],
+            headers: &[],
+        };
+        let settings = Settings {
+            max_message_size: MAX_MESSAGE_BYTES,
+            auto_pong: true,
+            // Every message compressed, as --deflate says (and as browsers do): no threshold.
+            deflate: deflate.then(|| DeflateConfig {
+                threshold: 0,
+                ..DeflateConfig::default()
+            }),
+        };
+        let mut out = Vec::with_capacity(256);
+        let started = Instant::now();
+        let connection = Connection::client(&mut out, &offer, key, settings, started);
         Ok(Conn {
             stream,
-            phase: Phase::Connecting,
-            started: Instant::now(),
+            connecting: true,
+            started,
             closing_since: None,
-            key,
-            response: Vec::new(),
-            session: Session::new(Role::Client, MAX_MESSAGE_BYTES),
-            deflate: deflate.then(Deflate::default),
-            out: request,
+            connection,
+            deflate: deflate.then(Box::default),
+            out,
             out_pos: 0,
             close_reason: None,
             close_received: false,
@@ -171,11 +194,18 @@ impl Conn {
     }
 
     pub fn phase(&self) -> Phase {
-        self.phase
+        if self.connecting {
+            return Phase::Connecting;
+        }
+        match self.connection.ready_state() {
+            ReadyState::Connecting => Phase::Handshaking,
+            ReadyState::Open => Phase::Open,
+            ReadyState::Closing | ReadyState::Closed => Phase::Closing,
+        }
     }
 
     pub fn is_open(&self) -> bool {
-        self.phase == Phase::Open
+        self.phase() == Phase::Open
     }
 
     /// What the system or rustls said of the error that ended the connection, once.
@@ -192,19 +222,19 @@ impl Conn {
         buf: &mut [u8],
         handler: &mut impl Handler,
     ) -> Progress {
-        if self.phase == Phase::Connecting {
+        if self.connecting {
             let tcp = self.stream.tcp();
             match tcp.take_error() {
                 Ok(Some(e)) | Err(e) => return self.connect_failed(&e),
                 Ok(None) => {}
             }
             match tcp.peer_addr() {
-                Ok(_) => self.phase = Phase::Handshaking,
+                Ok(_) => self.connecting = false,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Progress::Pending,
                 Err(e) => return self.connect_failed(&e),
             }
         }
-        let was_handshaking = self.phase == Phase::Handshaking;
+        let was_handshaking = self.phase() == Phase::Handshaking;
         if readiness != Readiness::Writable {
             loop {
                 match self.stream.read(buf) {
@@ -234,60 +264,55 @@ impl Conn {
                 }
             }
         }
-        if was_handshaking && self.phase != Phase::Handshaking {
+        if was_handshaking && self.phase() != Phase::Handshaking {
             Progress::Opened
         } else {
             Progress::Pending
         }
     }
 
-    /// Feeds received bytes to the handshake check or the session.
+    /// Feeds received bytes to the handshake check or, once open, the frame decoder.
     fn consume(
         &mut self,
         input: &mut [u8],
         handler: &mut impl Handler,
         at: Instant,
     ) -> Result<(), ErrorKind> {
-        if self.phase == Phase::Handshaking {
-            self.response.extend_from_slice(input);
-            match check_response(&self.response, &self.key) {
-                Ok(Status::Partial) if self.response.len() > MAX_RESPONSE_BYTES => {
-                    return Err(ErrorKind::HandshakeFailed)
-                }
-                Ok(Status::Partial) => return Ok(()),
-                // A malformed answer, another status than 101, or a wrong accept key.
-                Err(_) => return Err(ErrorKind::HandshakeFailed),
-                Ok(Status::Complete(len)) => {
-                    if let Some(deflate) = &mut self.deflate {
-                        // Offered: the server must have accepted, or the run measures
-                        // something other than what was asked for.
-                        let params = extensions_answer(&self.response[..len])
-                            .and_then(|value| parse_response(&value))
-                            .ok_or(ErrorKind::HandshakeFailed)?;
-                        deflate.state = Some(PerMessageDeflate::new(
-                            Role::Client,
-                            params,
-                            &DeflateConfig::default(),
-                        ));
-                        self.session.receiver_mut().allow_compressed(true);
-                    }
-                    self.phase = Phase::Open;
-                    // Frames the server sent right behind its answer.
-                    let mut rest = std::mem::take(&mut self.response);
-                    self.frames(&mut rest[len..], handler, at);
-                }
-            }
+        if !self.connection.is_handshaking() {
+            self.frames(input, handler, at);
             return Ok(());
         }
-        self.frames(input, handler, at);
-        Ok(())
+        match self.connection.handle_response(input, at) {
+            Ok(Status::Partial) => Ok(()),
+            // A malformed answer, another status than 101, a wrong accept key, an extension
+            // or subprotocol not offered, or a head that never ends.
+            Err(_) => Err(ErrorKind::HandshakeFailed),
+            Ok(Status::Complete((opened, mut rest))) => {
+                // Offered: the server must have accepted, or the run measures something
+                // other than what was asked for.
+                if self.deflate.is_some() && opened.deflate.is_none() {
+                    return Err(ErrorKind::HandshakeFailed);
+                }
+                // Frames the server sent right behind its answer.
+                self.frames(&mut rest, handler, at);
+                Ok(())
+            }
+        }
     }
 
     /// Decodes every frame in `input`.
     fn frames(&mut self, input: &mut [u8], handler: &mut impl Handler, at: Instant) {
+        // Without permessage-deflate nothing is inflated: empty streams, never used.
+        let mut unused = SharedStreams::default();
+        let shared = match &mut self.deflate {
+            Some(deflate) => &mut deflate.shared,
+            None => &mut unused,
+        };
         let mut pos = 0;
         while pos < input.len() {
-            let (consumed, event) = self.session.poll(&mut input[pos..], &mut self.out);
+            let (consumed, event) = self
+                .connection
+                .poll(&mut input[pos..], &mut self.out, shared);
             match event {
                 None => {}
                 Some(SessionEvent::Frame(Event::Text(text))) => {
@@ -299,9 +324,10 @@ impl Conn {
                 Some(SessionEvent::Frame(Event::Pong(data))) => {
                     handler.pong(&mut self.traffic, &data, at)
                 }
-                // The session has already queued the pong.
+                // The connection has already queued the pong.
                 Some(SessionEvent::Frame(Event::Ping(_))) => {}
                 Some(SessionEvent::Frame(Event::Close(code, _))) => {
+                    // The connection has already queued the echo.
                     self.close_received = true;
                     if self.closing_since.is_none() {
                         // The server closed first: an error unless we asked for it.
@@ -311,31 +337,19 @@ impl Conn {
                         });
                         self.closing_since = Some(at);
                     }
-                    self.phase = Phase::Closing;
                 }
-                // Compression was never offered, so a compressed frame is a protocol error
-                // the receiver reports before this; kept for completeness of the match.
-                Some(SessionEvent::Frame(Event::Compressed { text, data })) => {
-                    match self.deflate.as_mut().and_then(|d| d.inflate(text, &data)) {
-                        Some(Event::Text(text)) => {
-                            handler.message(&mut self.traffic, true, text.as_bytes(), at)
-                        }
-                        Some(Event::Binary(data)) => {
-                            handler.message(&mut self.traffic, false, &data, at)
-                        }
-                        _ => self.fail(ErrorKind::ProtocolError, at),
-                    }
+                // The server broke the protocol (a message that does not inflate included):
+                // the connection has queued the close frame that says why and reads no more.
+                // (A compressed message never comes out of `poll`, which inflates it; it is
+                // matched here only to be complete.)
+                Some(SessionEvent::Failed(_))
+                | Some(SessionEvent::Frame(Event::Compressed { .. })) => {
+                    self.close_reason = Some(ErrorKind::ProtocolError);
+                    self.closing_since.get_or_insert(at);
                 }
-                Some(SessionEvent::Failed(_)) => self.fail(ErrorKind::ProtocolError, at),
             }
             pos += consumed;
         }
-    }
-
-    fn fail(&mut self, kind: ErrorKind, at: Instant) {
-        self.close_reason = Some(kind);
-        self.closing_since.get_or_insert(at);
-        self.phase = Phase::Closing;
     }
 
     /// The connect failed: its kind, and the system's reason where the kind does not say it.
@@ -347,11 +361,12 @@ impl Conn {
 
     /// The server ended the TCP connection.
     fn end_of_stream(&mut self) -> Option<ErrorKind> {
-        if self.phase == Phase::Handshaking && self.stream.tls_handshaking() {
+        let phase = self.phase();
+        if phase == Phase::Handshaking && self.stream.tls_handshaking() {
             self.reason = Some("TLS: the connection ended during the TLS handshake".into());
             return Some(ErrorKind::TlsFailed);
         }
-        match self.phase {
+        match phase {
             Phase::Connecting | Phase::Handshaking => Some(ErrorKind::HandshakeFailed),
             Phase::Open => Some(ErrorKind::Dropped),
             Phase::Closing if self.close_received => self.close_reason,
@@ -375,37 +390,35 @@ impl Conn {
         }
     }
 
-    /// Queues a data message; false when the connection is not open.
+    /// Queues a data message (compressed when permessage-deflate is on); false when the
+    /// connection is not open.
     pub fn send(&mut self, opcode: OpCode, payload: &[u8]) -> bool {
-        if self.phase != Phase::Open {
-            return false;
-        }
-        match self.deflate.as_mut().and_then(|d| d.compress(payload)) {
-            Some(compressed) => self
-                .session
-                .send_frame(&mut self.out, opcode, compressed, true)
-                .is_ok(),
-            None => self.session.send(&mut self.out, opcode, payload).is_ok(),
-        }
+        let (mut scratch, mut shared) = (Vec::new(), SharedStreams::default());
+        let (scratch, shared) = match &mut self.deflate {
+            Some(deflate) => (&mut deflate.scratch, &mut deflate.shared),
+            // Nothing is compressed: empty, never used.
+            None => (&mut scratch, &mut shared),
+        };
+        self.connection
+            .send(&mut self.out, opcode, payload, scratch, shared)
+            .is_ok()
     }
 
     /// Queues a ping; false when the connection is not open.
     pub fn ping(&mut self, payload: &[u8]) -> bool {
-        self.phase == Phase::Open
-            && self
-                .session
-                .send(&mut self.out, OpCode::Ping, payload)
-                .is_ok()
+        // Control frames are never compressed.
+        self.send(OpCode::Ping, payload)
     }
 
-    /// Starts the closing handshake with 1000 (normal closure).
+    /// Starts the closing handshake with 1000 (normal closure), when the connection is open.
     pub fn close(&mut self, at: Instant) {
-        if self.phase == Phase::Open {
-            // Only fails when a close was already sent, which phase Open rules out.
-            let _ = self
-                .session
-                .close(&mut self.out, CloseCode::NORMAL, "load test done");
-            self.phase = Phase::Closing;
+        // Refused while the handshake goes on and once a close frame was sent (on receiving
+        // one, the echo was sent).
+        if self
+            .connection
+            .close(&mut self.out, CloseCode::NORMAL, "load test done")
+            .is_ok()
+        {
             self.closing_since = Some(at);
         }
     }
@@ -413,7 +426,7 @@ impl Conn {
     /// Writes queued output until done or the socket is full (the rest goes out on the next
     /// writable event). `Err` ends the connection.
     pub fn flush(&mut self) -> Result<(), Option<ErrorKind>> {
-        if self.phase == Phase::Connecting {
+        if self.connecting {
             return Ok(());
         }
         while self.out_pos < self.out.len() {
@@ -450,47 +463,6 @@ fn defer_port_choice(socket: &Socket) {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
-}
-
-/// A connection's permessage-deflate state (RFC 7692), client side.
-#[derive(Debug, Default)]
-struct Deflate {
-    /// Made once the server accepted the offer.
-    state: Option<PerMessageDeflate>,
-    /// Streams for the directions that keep no context between messages.
-    shared: SharedStreams,
-    compressed: Vec<u8>,
-}
-
-impl Deflate {
-    /// Compresses an outgoing payload; `None` before the handshake completed.
-    fn compress(&mut self, payload: &[u8]) -> Option<&[u8]> {
-        let state = self.state.as_mut()?;
-        self.compressed.clear();
-        state.deflate(payload, &mut self.compressed, &mut self.shared);
-        Some(&self.compressed)
-    }
-
-    /// Inflates a message the server compressed; `None` if it does not inflate.
-    fn inflate(&mut self, text: bool, data: &[u8]) -> Option<Event<'static>> {
-        let state = self.state.as_mut()?;
-        state
-            .inflate_message(text, data, MAX_MESSAGE_BYTES, &mut self.shared)
-            .ok()
-    }
-}
-
-/// The value of the `Sec-WebSocket-Extensions` header of an HTTP response.
-fn extensions_answer(response: &[u8]) -> Option<String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut parsed = httparse::Response::new(&mut headers);
-    parsed.parse(response).ok()?;
-    parsed
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .and_then(|h| std::str::from_utf8(h.value).ok())
-        .map(str::to_owned)
 }
 
 /// What the system said of `e`, for the kinds whose name does not say it all (any other

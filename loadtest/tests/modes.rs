@@ -578,6 +578,116 @@ fn a_wrong_accept_key_fails_the_handshake() {
     assert_eq!(run.u64("connections_opened"), 0);
 }
 
+/// A fake server that accepts permessage-deflate and then sends a compressed message that
+/// does not inflate: the generator must fail the connection with a close frame carrying the
+/// code for bad compressed data (RFC 7692 section 8: "the receiving endpoint MUST _Fail the
+/// WebSocket Connection_"), and count a protocol error.
+#[test]
+fn a_message_that_does_not_inflate_is_answered_with_a_close_frame() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use wsloop::proto::{accept_key, ProtocolError};
+
+    /// The next frame from the client, unmasked: its opcode and payload.
+    fn client_frame(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head)?;
+        assert!(head[1] & 0x80 != 0, "a client frame is masked");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut len = [0u8; 2];
+                stream.read_exact(&mut len)?;
+                u64::from(u16::from_be_bytes(len))
+            }
+            127 => {
+                let mut len = [0u8; 8];
+                stream.read_exact(&mut len)?;
+                u64::from_be_bytes(len)
+            }
+            len => u64::from(len),
+        };
+        let mut mask = [0u8; 4];
+        stream.read_exact(&mut mask)?;
+        let mut payload = vec![0u8; len as usize];
+        stream.read_exact(&mut payload)?;
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[i % 4];
+        }
+        Ok((head[0] & 0x0f, payload))
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || -> Result<u16, String> {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "client hung up mid-request");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let key = request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim())
+            })
+            .expect("a Sec-WebSocket-Key");
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+            accept_key(key.as_bytes())
+        );
+        stream.write_all(answer.as_bytes()).unwrap();
+        // FIN, RSV1 (compressed), text; unmasked; four bytes that are no deflate stream
+        // (0xff: a final block of the reserved type 11).
+        stream
+            .write_all(&[0xc1, 0x04, 0xff, 0xff, 0xff, 0xff])
+            .unwrap();
+        // The client may have sent messages first; its close frame follows them.
+        loop {
+            match client_frame(&mut stream) {
+                Ok((0x8, payload)) if payload.len() >= 2 => {
+                    return Ok(u16::from_be_bytes([payload[0], payload[1]]))
+                }
+                Ok((0x8, payload)) => return Err(format!("a close frame {payload:?}")),
+                Ok(_) => {}
+                Err(e) => return Err(format!("no close frame from the generator: {e}")),
+            }
+        }
+    });
+    let url = format!("ws://{addr}/");
+    let run = run(
+        "bad-inflate",
+        &[
+            "echo",
+            "--url",
+            &url,
+            "-c",
+            "1",
+            "-d",
+            "1s",
+            "--warmup",
+            "0s",
+            "--deflate",
+        ],
+    );
+    let code = fake.join().unwrap();
+    assert_eq!(code, Ok(ProtocolError::BadCompression.close_code().0));
+    assert_eq!(
+        run.errors().get("protocol_error"),
+        Some(&1),
+        "{}",
+        run.report
+    );
+}
+
 /// The live line's JSON fields (`--live-json`).
 const LIVE_FIELDS: [&str; 15] = [
     "elapsed_s",
