@@ -30,6 +30,36 @@ pub struct Settings {
 }
 
 /// A WebSocket connection's protocol state from its first byte to its last.
+///
+/// # Example
+///
+/// A client and a server, each a `Connection`, talking through byte buffers:
+///
+/// ```
+/// use std::time::Instant;
+/// use wsloop::proto::connection::{Offer, Settings};
+/// use wsloop::proto::deflate::SharedStreams;
+/// use wsloop::proto::{parse_request, Connection, Event, OpCode, Parsed, SessionEvent, Status};
+/// use wsloop::proto::MAX_HEADERS;
+///
+/// let settings = Settings { max_message_size: 1 << 20, auto_pong: true, deflate: None };
+/// let offer = Offer { host: "example.com", path: "/", protocols: &[], headers: &[] };
+/// let now = Instant::now();
+/// let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+/// let mut client = Connection::client(&mut to_server, &offer, [7; 16], settings.clone(), now);
+/// let mut server = Connection::server(now);
+///
+/// let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+/// let Ok(Status::Complete((Parsed::Upgrade(request), _))) = parse_request(&to_server, &mut headers)
+/// else { panic!("an upgrade request") };
+/// server.accept(&mut to_client, &request, None, &[], &settings, now);
+/// assert!(matches!(client.handle_response(&to_client, now), Ok(Status::Complete(_))));
+///
+/// let (mut wire, mut scratch, mut zlib) = (Vec::new(), Vec::new(), SharedStreams::default());
+/// client.send(&mut wire, OpCode::Text, b"hello", &mut scratch, &mut zlib).unwrap();
+/// let (_, event) = server.poll(&mut wire, &mut Vec::new(), &mut zlib);
+/// assert_eq!(event, Some(SessionEvent::Frame(Event::Text("hello".into()))));
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     stage: Stage,
@@ -448,19 +478,20 @@ impl Connection {
         let Stage::Open(session) = &mut self.stage else {
             return Err(SendError::NotOpen);
         };
-        session.check_sendable(opcode, payload.len())?;
         let (payload, compressed) = match self
             .deflate
             .as_mut()
             .filter(|d| !opcode.is_control() && d.should_compress(payload.len()))
         {
             Some(deflate) => {
+                session.check_sendable(opcode, payload.len())?;
                 scratch.clear();
                 deflate.deflate(payload, scratch, shared);
                 (&scratch[..], true)
             }
             None => (payload, false),
         };
+        // Checks what it frames (and only that, when nothing was compressed).
         let (header, header_len) = session.header(opcode, payload.len(), compressed)?;
         Ok(FrameHead {
             header,
