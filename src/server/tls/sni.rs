@@ -168,6 +168,19 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_of_a_real_hello_changed_reads_without_panic() {
+        // Length fields among them: each is checked against what is left before it is used.
+        let hello = client_hello("example.com");
+        for at in 0..hello.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut changed = hello.clone();
+                changed[at] = value;
+                let _ = server_name(&changed);
+            }
+        }
+    }
+
+    #[test]
     fn every_truncation_of_the_hello_inside_its_record_is_refused_without_panic() {
         let hello = client_hello("example.com");
         // Shorten the message inside a record whose length says so: no read past the end.
