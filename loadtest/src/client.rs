@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use wsloop::proto::connection::{Offer, Settings};
 use wsloop::proto::deflate::{DeflateConfig, SharedStreams};
 use wsloop::proto::{
-    random_mask, CloseCode, Connection, Event, OpCode, ReadyState, SessionEvent, Status,
+    random_key, CloseCode, Connection, Event, OpCode, ReadyState, SessionEvent, Status,
 };
 
 use crate::stats::ErrorKind;
@@ -146,11 +146,7 @@ impl Conn {
             None => Stream::Plain(tcp),
             Some(tls) => tls.connect(tcp)?,
         };
-        // Sec-WebSocket-Key: 16 random bytes (RFC 6455 section 4.1).
-        let mut key = [0u8; 16];
-        for chunk in key.chunks_mut(4) {
-            chunk.copy_from_slice(&random_mask());
-        }
+        let key = random_key();
         let offer = Offer {
             host: &target.host,
             path: &target.path,

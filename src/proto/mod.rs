@@ -39,7 +39,7 @@ pub use frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, 
 pub use handshake::{accept_key, parse_request, HandshakeError, Parsed, Request, MAX_HEADERS};
 pub use mask::{apply_mask, apply_mask_scalar};
 pub use receiver::{Decoded, Event, Receiver, Role};
-pub use session::{random_mask, ReadyState, SendError, Session, SessionEvent};
+pub use session::{random_key, random_mask, ReadyState, SendError, Session, SessionEvent};
 pub use utf8::{Utf8Error, Utf8Stream};
 
 /// The result of parsing input that may be incomplete, as in `httparse`: `Partial` is not an

@@ -276,8 +276,7 @@ impl Session {
         }
     }
 
-    /// A fresh masking key per frame in the client role. "The masking key MUST be derived
-    /// from a strong source of entropy" (section 10.3); std's randomly keyed SipHash is one.
+    /// A fresh masking key per frame in the client role ([`random_mask`]).
     fn mask(&self) -> Option<[u8; 4]> {
         match self.role {
             Role::Server => None,
@@ -286,12 +285,17 @@ impl Session {
     }
 }
 
-/// A masking key from the standard library's per-process random hashing keys.
+/// A fresh masking key for one client frame (RFC 6455 section 5.3: "The masking key needs to
+/// be unpredictable; thus, the masking key MUST be derived from a strong source of entropy"):
+/// rand's thread-local ChaCha12, seeded and reseeded from the operating system's CSPRNG.
 pub fn random_mask() -> [u8; 4] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u8(0);
-    (hasher.finish() as u32).to_ne_bytes()
+    rand::random()
+}
+
+/// A client's `Sec-WebSocket-Key` nonce: "a randomly selected 16-byte value" (section 4.1),
+/// from the same generator as [`random_mask`].
+pub fn random_key() -> [u8; 16] {
+    rand::random()
 }
 
 /// A payload that may be borrowed or owned, handed back for reuse after delivery.
@@ -305,6 +309,15 @@ pub fn into_buffer(payload: Cow<'_, [u8]>) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_keys_and_nonces_do_not_repeat() {
+        // 1,000 draws of 32 bits collide with probability about 1e-4; of 128 bits, never.
+        let masks: std::collections::HashSet<_> = (0..1000).map(|_| random_mask()).collect();
+        assert!(masks.len() >= 999, "{} distinct of 1000", masks.len());
+        let keys: std::collections::HashSet<_> = (0..1000).map(|_| random_key()).collect();
+        assert_eq!(keys.len(), 1000);
+    }
     use crate::proto::encode::encode_frame;
 
     fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
