@@ -281,12 +281,16 @@ impl Conn {
         match self.connection.handle_response(input, at) {
             Ok(Status::Partial) => Ok(()),
             // A malformed answer, another status than 101, a wrong accept key, an extension
-            // or subprotocol not offered, or a head that never ends.
-            Err(_) => Err(ErrorKind::HandshakeFailed),
+            // or subprotocol not offered, or a head that never ends: the reason says which.
+            Err(err) => {
+                self.reason = Some(format!("handshake: {err}"));
+                Err(ErrorKind::HandshakeFailed)
+            }
             Ok(Status::Complete((opened, mut rest))) => {
                 // Offered: the server must have accepted, or the run measures something
                 // other than what was asked for.
                 if self.deflate.is_some() && opened.deflate.is_none() {
+                    self.reason = Some("handshake: the server declined permessage-deflate".into());
                     return Err(ErrorKind::HandshakeFailed);
                 }
                 // Frames the server sent right behind its answer.
@@ -363,7 +367,12 @@ impl Conn {
             return Some(ErrorKind::TlsFailed);
         }
         match phase {
-            Phase::Connecting | Phase::Handshaking => Some(ErrorKind::HandshakeFailed),
+            Phase::Connecting => Some(ErrorKind::HandshakeFailed),
+            Phase::Handshaking => {
+                // A refusal whose body ran to the close, or no answer at all.
+                self.reason = Some(format!("handshake: {}", self.connection.handle_eof()));
+                Some(ErrorKind::HandshakeFailed)
+            }
             Phase::Open => Some(ErrorKind::Dropped),
             Phase::Closing if self.close_received => self.close_reason,
             Phase::Closing => Some(self.close_reason.unwrap_or(ErrorKind::Dropped)),

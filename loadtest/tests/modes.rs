@@ -688,6 +688,58 @@ fn a_message_that_does_not_inflate_is_answered_with_a_close_frame() {
     );
 }
 
+/// A server that refuses the upgrade with 401 and a body: the report counts a failed
+/// handshake and gives the status as its reason.
+#[test]
+fn a_refused_upgrade_is_reported_with_its_status() {
+    use std::io::{Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "client hung up mid-request");
+            request.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\
+                  Content-Length: 9\r\n\r\nno token\n",
+            )
+            .unwrap();
+    });
+    let url = format!("ws://{addr}/");
+    let run = run(
+        "refused",
+        &[
+            "echo", "--url", &url, "-c", "1", "-d", "1s", "--warmup", "0s",
+        ],
+    );
+    fake.join().unwrap();
+    assert_eq!(
+        run.errors().get("handshake_failed"),
+        Some(&1),
+        "{}",
+        run.report
+    );
+    let reasons = run.report["error_reasons"]
+        .as_array()
+        .expect("error_reasons");
+    assert!(
+        reasons.iter().any(|r| r["kind"] == "handshake_failed"
+            && r["reason"] == "handshake: the server answered 401 Unauthorized"),
+        "{}",
+        run.report
+    );
+}
+
 /// The live line's JSON fields (`--live-json`).
 const LIVE_FIELDS: [&str; 15] = [
     "elapsed_s",

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use super::deflate::{self, DeflateConfig, PerMessageDeflate, SharedStreams};
 use super::error::ProtocolError;
 use super::frame::{OpCode, MAX_HEADER_LEN};
-use super::handshake::{self, client::ResponseError, Request};
+use super::handshake::client::{Answer, BodyLength, RefusedHead, ResponseError};
+use super::handshake::{self, Request};
 use super::receiver::{Event, Role};
 use super::session::{ReadyState, SendError, Session, SessionEvent};
 use super::{CloseCode, Status};
@@ -89,6 +90,8 @@ enum Stage {
 struct Awaiting {
     key: String,
     kept: Vec<u8>,
+    /// A non-101 head already read, whose body is still arriving after it in `kept`.
+    refused: Option<RefusedHead>,
     since: Instant,
     settings: Settings,
     /// Subprotocols offered, in order.
@@ -124,6 +127,8 @@ pub struct Opened {
     pub protocol: Option<String>,
     /// permessage-deflate's parameters when the server accepted the offer.
     pub deflate: Option<String>,
+    /// Every header of the 101, in order (the `upgrade` event's: cookies, say).
+    pub headers: Vec<(String, String)>,
     /// From sending the request to reading the 101.
     pub handshake: Duration,
 }
@@ -135,6 +140,11 @@ pub enum OpenError {
     Response(ResponseError),
     /// The answer's head grew past the limit without ending.
     TooLarge,
+    /// Not a 101 but another status, with its headers and body (the `unexpected-response`
+    /// of Node's `ws`: a 401 with its reason, a redirect).
+    Refused(Box<Refused>),
+    /// The server closed the connection before its answer was whole.
+    Closed,
     /// RFC 6455 section 4.1: "If the response includes a |Sec-WebSocket-Protocol| header
     /// field and this header field indicates the use of a subprotocol that was not present in
     /// the client's handshake ... the client MUST _Fail the WebSocket Connection_."
@@ -149,6 +159,14 @@ impl std::fmt::Display for OpenError {
         match self {
             OpenError::Response(err) => err.fmt(f),
             OpenError::TooLarge => f.write_str("the server's answer is too large"),
+            OpenError::Refused(refused) => {
+                write!(
+                    f,
+                    "the server answered {} {}",
+                    refused.status, refused.reason
+                )
+            }
+            OpenError::Closed => f.write_str("the server closed the connection before answering"),
             OpenError::ProtocolNotOffered(p) => {
                 write!(
                     f,
@@ -169,6 +187,22 @@ impl std::error::Error for OpenError {}
 
 /// The largest answer head a client reads; a 101 is a few hundred bytes.
 pub const MAX_RESPONSE_HEAD: usize = 16 << 10;
+
+/// The most of a refused answer's body that is kept; the rest is not read.
+pub const MAX_REFUSED_BODY: usize = 64 << 10;
+
+/// An answer other than 101.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub reason: String,
+    /// Every header, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, decoded from the chunked coding if it came so, at most [`MAX_REFUSED_BODY`].
+    pub body: Vec<u8>,
+    /// The body was read to its end (not cut at the limit or by the connection's end).
+    pub whole: bool,
+}
 
 /// What a passed deadline means for the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +265,7 @@ impl Connection {
             stage: Stage::Response(Box::new(Awaiting {
                 key,
                 kept: Vec::new(),
+                refused: None,
                 since: now,
                 settings,
                 protocols: offer.protocols.iter().map(|p| (*p).to_owned()).collect(),
@@ -365,6 +400,15 @@ impl Connection {
             return Err(OpenError::Response(ResponseError::Malformed));
         };
         awaiting.kept.extend_from_slice(input);
+        if let Some(refused) = &awaiting.refused {
+            return match refused_body(refused, &awaiting.kept[refused.len..], false) {
+                Some(refused) => Err(OpenError::Refused(Box::new(refused))),
+                None => {
+                    self.stage = Stage::Response(awaiting);
+                    Ok(Status::Partial)
+                }
+            };
+        }
         let head = match handshake::client::read_response(&awaiting.kept, &awaiting.key) {
             Ok(Status::Partial) if awaiting.kept.len() > MAX_RESPONSE_HEAD => {
                 return Err(OpenError::TooLarge)
@@ -373,10 +417,21 @@ impl Connection {
                 self.stage = Stage::Response(awaiting);
                 return Ok(Status::Partial);
             }
-            Ok(Status::Complete(head)) => head,
+            Ok(Status::Complete(Answer::Upgrade(head))) => head,
+            Ok(Status::Complete(Answer::Refused(head))) => {
+                return match refused_body(&head, &awaiting.kept[head.len..], false) {
+                    Some(refused) => Err(OpenError::Refused(Box::new(refused))),
+                    None => {
+                        awaiting.refused = Some(head);
+                        self.stage = Stage::Response(awaiting);
+                        Ok(Status::Partial)
+                    }
+                };
+            }
             Err(err) => return Err(OpenError::Response(err)),
         };
         let len = head.len;
+        let headers = head.headers;
         let protocol = head.protocol.map(str::to_owned);
         if let Some(chosen) = protocol.as_ref() {
             if !awaiting.protocols.iter().any(|offered| offered == chosen) {
@@ -401,6 +456,7 @@ impl Connection {
         } = *awaiting;
         let opened = Opened {
             len,
+            headers,
             protocol,
             deflate: deflate.as_ref().map(|(answer, _)| answer.clone()),
             handshake: now.saturating_duration_since(since),
@@ -408,6 +464,26 @@ impl Connection {
         self.open(Role::Client, &settings, deflate.map(|(_, state)| state));
         kept.drain(..len);
         Ok(Status::Complete((opened, kept)))
+    }
+
+    /// Client: the server closed the connection during the handshake. A refused answer
+    /// whose body runs until the close (or was cut by it) is complete now; anything else is
+    /// [`OpenError::Closed`]. The connection is CLOSED after this.
+    pub fn handle_eof(&mut self) -> OpenError {
+        let stage = std::mem::replace(&mut self.stage, Stage::Finishing);
+        match stage {
+            Stage::Response(awaiting) => match &awaiting.refused {
+                Some(head) => refused_body(head, &awaiting.kept[head.len..], true)
+                    .map_or(OpenError::Closed, |refused| {
+                        OpenError::Refused(Box::new(refused))
+                    }),
+                None => OpenError::Closed,
+            },
+            stage => {
+                self.stage = stage;
+                OpenError::Closed
+            }
+        }
     }
 
     /// When the handshake started, while it goes on.
@@ -568,6 +644,90 @@ impl Connection {
     pub fn saw_input(&mut self) {
         self.ping_sent = false;
     }
+}
+
+/// A refused answer once enough of its body is here: all of it, the first
+/// [`MAX_REFUSED_BODY`] bytes, or (at the connection's `end`) what came; `None` while more is
+/// to come.
+fn refused_body(head: &RefusedHead, raw: &[u8], end: bool) -> Option<Refused> {
+    let (body, whole) = match head.body {
+        BodyLength::Empty => (Vec::new(), true),
+        BodyLength::Length(len) => {
+            let wanted = usize::try_from(len).unwrap_or(usize::MAX);
+            let have = raw.len().min(wanted).min(MAX_REFUSED_BODY);
+            let whole = have == wanted;
+            if !whole && have < MAX_REFUSED_BODY && !end {
+                return None;
+            }
+            (raw[..have].to_vec(), whole)
+        }
+        BodyLength::Chunked => {
+            let (body, read) = dechunk(raw);
+            // Small chunks take more room than their data: the bytes kept stay bounded.
+            let waiting = read == Chunks::Partial
+                && body.len() < MAX_REFUSED_BODY
+                && raw.len() < 4 * MAX_REFUSED_BODY;
+            if waiting && !end {
+                return None;
+            }
+            (body, read == Chunks::Whole)
+        }
+        BodyLength::UntilClose => {
+            let have = raw.len().min(MAX_REFUSED_BODY);
+            if have < MAX_REFUSED_BODY && !end {
+                return None;
+            }
+            (raw[..have].to_vec(), end && raw.len() <= MAX_REFUSED_BODY)
+        }
+    };
+    Some(Refused {
+        status: head.status,
+        reason: head.reason.clone(),
+        headers: head.headers.clone(),
+        body,
+        whole,
+    })
+}
+
+/// How far [`dechunk`] got.
+#[derive(Debug, PartialEq, Eq)]
+enum Chunks {
+    /// The last chunk was read.
+    Whole,
+    /// More is to come (or the limit was reached).
+    Partial,
+    /// A chunk is malformed: the body ends before it.
+    Broken,
+}
+
+/// Decodes the chunked coding (RFC 9112 section 7.1) from the start of `raw`, up to
+/// [`MAX_REFUSED_BODY`] bytes. Trailer fields are not read.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, Chunks) {
+    let mut body = Vec::new();
+    while body.len() < MAX_REFUSED_BODY {
+        let (used, size) = match httparse::parse_chunk_size(raw) {
+            Ok(httparse::Status::Complete(chunk)) => chunk,
+            Ok(httparse::Status::Partial) => return (body, Chunks::Partial),
+            Err(_) => return (body, Chunks::Broken),
+        };
+        if size == 0 {
+            return (body, Chunks::Whole);
+        }
+        raw = &raw[used..];
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let take = size.min(raw.len()).min(MAX_REFUSED_BODY - body.len());
+        body.extend_from_slice(&raw[..take]);
+        if take < size {
+            return (body, Chunks::Partial);
+        }
+        // The chunk's data ends with CRLF.
+        match raw.get(size..size + 2) {
+            Some(b"\r\n") => raw = &raw[size + 2..],
+            Some(_) => return (body, Chunks::Broken),
+            None => return (body, Chunks::Partial),
+        }
+    }
+    (body, Chunks::Partial)
 }
 
 #[cfg(test)]
@@ -764,12 +924,12 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_a_bad_key_and_an_endless_head_are_errors() {
+    fn a_bad_key_a_bad_length_and_an_endless_head_are_errors() {
         let now = Instant::now();
         let mut client = Connection::client(&mut Vec::new(), &OFFER, [3; 16], settings(false), now);
         assert_eq!(
-            client.handle_response(b"HTTP/1.1 401 Unauthorized\r\n\r\n", now),
-            Err(OpenError::Response(ResponseError::Status(401)))
+            client.handle_response(b"HTTP/1.1 401 No\r\nContent-Length: 1x\r\n\r\n", now),
+            Err(OpenError::Response(ResponseError::Malformed))
         );
         assert_eq!(
             client.ready_state(),
@@ -789,6 +949,113 @@ mod tests {
             client.handle_response(endless.as_bytes(), now),
             Err(OpenError::TooLarge)
         );
+    }
+
+    /// A client that offered `OFFER`, fed `answer` in the pieces given.
+    fn refused(pieces: &[&[u8]], eof: bool) -> Result<Status<(Opened, Vec<u8>)>, OpenError> {
+        let now = Instant::now();
+        let mut client = Connection::client(&mut Vec::new(), &OFFER, [4; 16], settings(false), now);
+        let mut last = Ok(Status::Partial);
+        for piece in pieces {
+            assert_eq!(last, Ok(Status::Partial), "an answer before its last piece");
+            last = client.handle_response(piece, now);
+        }
+        if eof {
+            assert_eq!(last, Ok(Status::Partial), "an answer before the end");
+            last = Err(client.handle_eof());
+        }
+        last
+    }
+
+    fn refusal(status: u16, reason: &str, body: &[u8], whole: bool) -> OpenError {
+        OpenError::Refused(Box::new(Refused {
+            status,
+            reason: reason.into(),
+            headers: Vec::new(),
+            body: body.to_vec(),
+            whole,
+        }))
+    }
+
+    /// The refusal without its headers, to compare.
+    fn without_headers(result: Result<Status<(Opened, Vec<u8>)>, OpenError>) -> OpenError {
+        match result {
+            Err(OpenError::Refused(mut refused)) => {
+                refused.headers.clear();
+                OpenError::Refused(refused)
+            }
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_401_comes_with_its_status_headers_and_body_however_it_is_split() {
+        let answer = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\
+                       Content-Length: 8\r\n\r\nno token";
+        let Err(OpenError::Refused(whole)) = refused(&[answer], false) else {
+            panic!("refused")
+        };
+        assert_eq!((whole.status, whole.reason.as_str()), (401, "Unauthorized"));
+        assert_eq!(
+            whole.headers[0],
+            ("WWW-Authenticate".into(), "Bearer".into())
+        );
+        assert_eq!(
+            (whole.body.as_slice(), whole.whole),
+            (&b"no token"[..], true)
+        );
+        for cut in [10, answer.len() - 8, answer.len() - 3] {
+            let (head, tail) = answer.split_at(cut);
+            assert_eq!(
+                refused(&[head, tail], false),
+                Err(OpenError::Refused(whole.clone())),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_bodies_chunked_until_close_empty_and_cut_at_the_limit() {
+        let chunked = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        assert_eq!(
+            without_headers(refused(&[chunked], false)),
+            refusal(403, "Forbidden", b"Wikipedia", true)
+        );
+        let (head, tail) = chunked.split_at(chunked.len() - 7);
+        assert_eq!(
+            without_headers(refused(&[head, tail], false)),
+            refusal(403, "Forbidden", b"Wikipedia", true)
+        );
+        let until_close = b"HTTP/1.0 500 Oops\r\n\r\nall of it";
+        assert_eq!(
+            without_headers(refused(&[until_close], true)),
+            refusal(500, "Oops", b"all of it", true)
+        );
+        let empty = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            without_headers(refused(&[empty], false)),
+            refusal(204, "No Content", b"", true)
+        );
+        let mut large = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        large.extend(std::iter::repeat_n(b'x', MAX_REFUSED_BODY));
+        assert_eq!(
+            without_headers(refused(&[&large], false)),
+            refusal(502, "Bad Gateway", &[b'x'; MAX_REFUSED_BODY], false)
+        );
+        let short = b"HTTP/1.1 401 No\r\nContent-Length: 10\r\n\r\nabc";
+        assert_eq!(
+            without_headers(refused(&[short], true)),
+            refusal(401, "No", b"abc", false),
+            "cut by the connection's end"
+        );
+        let broken = b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY";
+        assert_eq!(
+            without_headers(refused(&[broken], false)),
+            refusal(400, "Bad", b"abc", false),
+            "a malformed chunk ends the body"
+        );
+        assert_eq!(refused(&[b"HTTP/1.1 10"], true), Err(OpenError::Closed));
     }
 
     #[test]

@@ -625,9 +625,21 @@ pub mod client {
     /// response's length (bytes after it are the server's first frames).
     pub fn check_response(buf: &[u8], key: &str) -> Result<Status<usize>, ResponseError> {
         Ok(match read_response(buf, key)? {
-            Status::Complete(head) => Status::Complete(head.len),
+            Status::Complete(Answer::Upgrade(head)) => Status::Complete(head.len),
+            Status::Complete(Answer::Refused(head)) => {
+                return Err(ResponseError::Status(head.status))
+            }
             Status::Partial => Status::Partial,
         })
+    }
+
+    /// The server's answer to an upgrade request.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Answer<'b> {
+        /// A 101 with the right upgrade headers and `Sec-WebSocket-Accept`.
+        Upgrade(ResponseHead<'b>),
+        /// Another status (a 401, a redirect): the `unexpected-response` of Node's `ws`.
+        Refused(RefusedHead),
     }
 
     /// A 101 answer as [`read_response`] found it.
@@ -639,15 +651,47 @@ pub mod client {
         pub protocol: Option<&'b str>,
         /// Every `Sec-WebSocket-Extensions` value, joined into one list.
         pub extensions: Option<String>,
+        /// Every header, in order (a `Set-Cookie` for the `upgrade` event, say).
+        pub headers: Vec<(String, String)>,
+    }
+
+    /// The head of an answer other than 101.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RefusedHead {
+        /// The head's length; its body follows.
+        pub len: usize,
+        pub status: u16,
+        pub reason: String,
+        /// Every header, in order; values that are not UTF-8 are read lossily.
+        pub headers: Vec<(String, String)>,
+        /// How the body that follows is delimited.
+        pub body: BodyLength,
+    }
+
+    /// How a response's body is delimited (RFC 9112 section 6.3).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum BodyLength {
+        /// "Any response ... with a 1xx (Informational), 204 (No Content), or 304 (Not
+        /// Modified) status code is always terminated by the first empty line after the
+        /// header fields ... and thus cannot contain a message body".
+        Empty,
+        /// `Transfer-Encoding` with `chunked` last: the chunked coding (section 7.1).
+        Chunked,
+        /// A valid `Content-Length`.
+        Length(u64),
+        /// Neither: "the message body length is determined by the number of octets
+        /// received prior to the server closing the connection".
+        UntilClose,
     }
 
     /// Reads the server's answer to a request sent with `key`: `Partial` until the head is
-    /// whole; an error unless it is a 101 with the right upgrade headers and
-    /// `Sec-WebSocket-Accept` (RFC 6455 section 4.1, the client's checks 1-4).
+    /// whole; then a 101 that passes RFC 6455 section 4.1's checks 1-4 (status, `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Accept`), or another status with its head; an error for
+    /// a malformed head or a 101 that fails a check.
     pub fn read_response<'b>(
         buf: &'b [u8],
         key: &str,
-    ) -> Result<Status<ResponseHead<'b>>, ResponseError> {
+    ) -> Result<Status<Answer<'b>>, ResponseError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let len = match resp.parse(buf) {
@@ -655,12 +699,24 @@ pub mod client {
             Ok(httparse::Status::Partial) => return Ok(Status::Partial),
             Err(_) => return Err(ResponseError::Malformed),
         };
-        match resp.code {
-            Some(101) => {}
-            Some(code) => return Err(ResponseError::Status(code)),
-            None => return Err(ResponseError::Malformed),
-        }
+        let status = resp.code.ok_or(ResponseError::Malformed)?;
         let headers = resp.headers;
+        let all = headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(header::trim_ows_bytes(h.value));
+                (h.name.to_owned(), value.into_owned())
+            })
+            .collect();
+        if status != 101 {
+            return Ok(Status::Complete(Answer::Refused(RefusedHead {
+                len,
+                status,
+                reason: resp.reason.unwrap_or("").to_owned(),
+                headers: all,
+                body: body_length(status, headers)?,
+            })));
+        }
         let upgrade =
             header_tokens(headers, "upgrade").any(|t| t.eq_ignore_ascii_case(b"websocket"));
         let connection =
@@ -688,11 +744,51 @@ pub mod client {
                 None => extensions = Some(value.to_owned()),
             }
         }
-        Ok(Status::Complete(ResponseHead {
+        Ok(Status::Complete(Answer::Upgrade(ResponseHead {
             len,
             protocol,
             extensions,
-        }))
+            headers: all,
+        })))
+    }
+
+    /// RFC 9112 section 6.3's rules, in its order, for a response to a GET.
+    fn body_length(
+        status: u16,
+        headers: &[httparse::Header<'_>],
+    ) -> Result<BodyLength, ResponseError> {
+        if status < 200 || status == 204 || status == 304 {
+            return Ok(BodyLength::Empty);
+        }
+        // "If a Transfer-Encoding header field is present and the chunked transfer coding
+        // is the final encoding, the message body length is determined by reading and
+        // decoding the chunked data ... If [it] is present in a response and the chunked
+        // transfer coding is not the final encoding, the message body length is determined
+        // by reading the connection until it is closed by the server."
+        let mut codings = header_tokens(headers, "transfer-encoding").peekable();
+        if codings.peek().is_some() {
+            let last = codings.last();
+            return Ok(match last {
+                Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => BodyLength::Chunked,
+                _ => BodyLength::UntilClose,
+            });
+        }
+        // "If a message is received without Transfer-Encoding and with an invalid
+        // Content-Length header field, then the message framing is invalid and the
+        // recipient MUST treat it as an unrecoverable error". Repeated equal values are one.
+        let mut length = None;
+        for value in header_tokens(headers, "content-length") {
+            let parsed = std::str::from_utf8(value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(ResponseError::Malformed)?;
+            if length.is_some_and(|seen| seen != parsed) {
+                return Err(ResponseError::Malformed);
+            }
+            length = Some(parsed);
+        }
+        Ok(length.map_or(BodyLength::UntilClose, BodyLength::Length))
     }
 }
 
