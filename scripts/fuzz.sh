@@ -17,7 +17,7 @@ seconds="${FUZZ_SECONDS:-300}"
 target_dir="${FUZZ_TARGET_DIR:-$root/fuzz/target}"
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(session inflate handshake frame_header mask_differential)
+  targets=(session inflate handshake frame_header mask_differential url)
 fi
 
 max_len() {

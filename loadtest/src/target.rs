@@ -3,15 +3,19 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use wsloop::proto::url::{UrlError, WsUrl};
+
 /// A parsed and resolved `ws://host:port/path` or `wss://host:port/path`.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     /// wss://: TLS under the WebSocket.
     pub secure: bool,
-    /// The `Host` header: the URL's authority as written.
+    /// The `Host` header: the URL's host (bracketed when IPv6, lowercased), with `:port`
+    /// unless it is the scheme's default.
     pub host: String,
-    /// The host alone, without port or brackets: the TLS server name.
+    /// The host alone, without port or brackets: the TLS server name (an IP address sends no
+    /// SNI and is checked against the certificate's addresses).
     pub name: String,
     /// The request target, `/` when the URL has none.
     pub path: String,
@@ -26,37 +30,31 @@ impl Target {
 
     /// Parses and resolves `url`. A target off loopback is refused without `allow_remote`: a
     /// load generator pointed at the wrong address is a denial-of-service tool.
+    ///
+    /// The syntax is [`wsloop::proto::url`]'s, except that `http://` and `https://`, which
+    /// browsers read as ws:// and wss://, are refused: the generator is told a WebSocket URL.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, String> {
-        let (secure, rest) = if let Some(rest) = url.strip_prefix("ws://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("wss://") {
-            (true, rest)
-        } else {
-            return Err(format!("{url:?} is not a ws:// or wss:// URL"));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
-        };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!("{url:?} has no usable host"));
+        let not_ws = || format!("{url:?} is not a ws:// or wss:// URL");
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+            return Err(not_ws());
         }
-        let (with_port, host) = match authority.rfind(':') {
-            Some(i) if has_port(authority) => (authority.to_string(), &authority[..i]),
-            _ => {
-                let port = if secure { 443 } else { 80 };
-                (format!("{authority}:{port}"), authority)
-            }
+        let parsed = WsUrl::parse(url).map_err(|e| match e {
+            UrlError::MissingScheme | UrlError::UnsupportedScheme(_) => not_ws(),
+            UrlError::MissingHost
+            | UrlError::Userinfo { .. }
+            | UrlError::InvalidHost(_)
+            | UrlError::InvalidCharacter { .. } => format!("{url:?} has no usable host: {e}"),
+            e => format!("{url:?} is not a usable URL: {e}"),
+        })?;
+        let authority = parsed.host_header();
+        let addrs: Vec<SocketAddr> = match parsed.ip() {
+            Some(ip) => vec![SocketAddr::new(ip, parsed.port())],
+            None => (parsed.host(), parsed.port())
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {authority:?}: {e}"))?
+                .collect(),
         };
-        let name = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let addrs: Vec<SocketAddr> = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {authority:?}: {e}"))?
-            .collect();
         let Some(&addr) = addrs.first() else {
             return Err(format!("{authority:?} resolves to no address"));
         };
@@ -71,19 +69,11 @@ impl Target {
         }
         Ok(Target {
             addr,
-            secure,
+            secure: parsed.secure(),
             host: authority.to_string(),
-            name: name.to_string(),
-            path,
+            name: parsed.host().to_string(),
+            path: parsed.resource().to_string(),
         })
-    }
-}
-
-/// Whether an authority ends in `:PORT` (and is not a bare IPv6 literal like `[::1]`).
-fn has_port(authority: &str) -> bool {
-    match authority.rfind(':') {
-        Some(i) => !authority[i..].contains(']'),
-        None => false,
     }
 }
 
@@ -142,5 +132,35 @@ mod tests {
         assert!(Target::parse("wsx://127.0.0.1/", false).is_err());
         assert!(Target::parse("wss://", false).is_err());
         assert!(Target::parse("ws:///nohost", false).is_err());
+        let err = Target::parse("https://127.0.0.1/", false).unwrap_err();
+        assert!(err.contains("not a ws:// or wss:// URL"), "{err}");
+        let err = Target::parse("127.0.0.1:9001", false).unwrap_err();
+        assert!(err.contains("not a ws:// or wss:// URL"), "{err}");
+    }
+
+    #[test]
+    fn uses_the_shared_url_syntax() {
+        // The Host header leaves out the scheme's default port and is lowercased, as browsers
+        // send it; the scheme is case-insensitive.
+        let t = Target::parse("WS://LocalHost:80/x?y", false).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.name.as_str()),
+            ("localhost", "localhost")
+        );
+        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/x?y"));
+        assert_eq!(t.url(), "ws://localhost/x?y");
+        let t = Target::parse("wss://[::1]:9443/", false).unwrap();
+        assert_eq!((t.host.as_str(), t.name.as_str()), ("[::1]:9443", "::1"));
+        // Refused now, sent as written or failed to resolve before.
+        for (url, says) in [
+            ("ws://127.0.0.1:9001/#frag", "fragment"),
+            ("ws://user:pw@127.0.0.1:9001/", "no usable host"),
+            ("ws://127.0.0.1:0/", "port"),
+            ("ws://127.0.0.1:9001/a b", "whitespace"),
+            ("ws://::1/", "no usable host"),
+        ] {
+            let err = Target::parse(url, false).unwrap_err();
+            assert!(err.contains(says), "{url}: {err}");
+        }
     }
 }

@@ -15,6 +15,7 @@
 //!   generator keep per socket.
 //! - [`encode`]: outgoing frames.
 //! - [`deflate`]: the permessage-deflate extension (RFC 7692): negotiation and compression.
+//! - [`url`]: WebSocket URLs (RFC 6455 section 3): host, port, `Host` header, resource.
 
 pub mod close;
 pub mod connection;
@@ -28,6 +29,7 @@ pub mod mask;
 pub mod query;
 pub mod receiver;
 pub mod session;
+pub mod url;
 pub mod utf8;
 
 pub use close::{parse_close_payload, CloseCode};
