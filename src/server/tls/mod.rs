@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
-    WriteTraffic,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    UnbufferedStatus, WriteTraffic,
 };
 use rustls::ServerConfig;
 
@@ -212,11 +212,7 @@ impl Tls {
                     }
                 }
                 ConnectionState::EncodeTlsData(mut encode) => {
-                    append(&mut self.out, |spare| match encode.encode(spare) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(size)) => Err(size),
-                        Err(EncodeError::AlreadyEncoded) => Ok(0),
-                    });
+                    queue_handshake(&mut self.out, &mut encode);
                 }
                 // Kept in `out` and written in order: never sent twice.
                 ConnectionState::TransmitTlsData(transmit) => transmit.done(),
@@ -255,11 +251,7 @@ impl Tls {
             let status = self.conn.process_tls_records(&mut []);
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    append(&mut self.out, |spare| match encode.encode(spare) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(size)) => Err(size),
-                        Err(EncodeError::AlreadyEncoded) => Ok(0),
-                    });
+                    queue_handshake(&mut self.out, &mut encode);
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
                 _ => return,
@@ -280,11 +272,7 @@ impl Tls {
                     return Ok(with(&mut traffic, &mut self.out))
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    append(&mut self.out, |spare| match encode.encode(spare) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(size)) => Err(size),
-                        Err(EncodeError::AlreadyEncoded) => Ok(0),
-                    });
+                    queue_handshake(&mut self.out, &mut encode);
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
                 Ok(ConnectionState::BlockedHandshake) => {
@@ -313,6 +301,16 @@ impl Tls {
         });
         let _ = self.writer(socket).push();
     }
+}
+
+/// Appends a handshake message or alert rustls has ready to `out`.
+fn queue_handshake(out: &mut Vec<u8>, encode: &mut EncodeTlsData<'_, ServerConnectionData>) {
+    append(out, |spare| match encode.encode(spare) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(size)) => Err(size),
+        // Encoded once already: nothing more to add.
+        Err(EncodeError::AlreadyEncoded) => Ok(0),
+    });
 }
 
 /// Appends what `encode` writes to `out`, growing it to the size rustls asks for.
