@@ -7,125 +7,22 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::process::Proc;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::crypto::ring;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use tungstenite::Message as TMessage;
-use wsloop::tls::ReloadableCert;
-use wsloop::{Config, Context, Echo, Handler, Message, Request, Upgrade};
+use wsloop::{Context, Echo, Handler, Message, Request, Upgrade};
 
 type Wss = tungstenite::WebSocket<StreamOwned<ClientConnection, TcpStream>>;
-
-/// A test CA in a temporary directory, issuing server certificates for `localhost` and
-/// 127.0.0.1 into `cert.pem` and `key.pem` there; the directory goes with it.
-struct Pki {
-    dir: PathBuf,
-    ca: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(test: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("wsloop-tls-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "wsloop test CA");
-        let key = KeyPair::generate().unwrap();
-        let ca = params.self_signed(&key).unwrap().der().clone();
-        std::fs::write(dir.join("ca.pem"), pem("CERTIFICATE", &ca)).unwrap();
-        Pki {
-            dir,
-            ca,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// Issues a certificate named `common_name` and writes it (then the CA, as a chain) and
-    /// its key over the files the server reads; returns its DER, to recognise it by.
-    fn issue(&self, common_name: &str) -> Vec<u8> {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let chain = format!("{}{}", cert.pem(), pem("CERTIFICATE", &self.ca));
-        std::fs::write(self.cert_path(), chain).unwrap();
-        std::fs::write(self.key_path(), key.serialize_pem()).unwrap();
-        cert.der().to_vec()
-    }
-
-    fn cert_path(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    fn key_path(&self) -> PathBuf {
-        self.dir.join("key.pem")
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// A client that trusts this CA only and offers ALPN `http/1.1`. Each has its own
-    /// session cache: a resumed session presents no certificate, so rotation checks take a
-    /// new client for each connection.
-    fn client(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone()).unwrap();
-        let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-
-    /// The server's TLS settings from the files as they are now.
-    fn server(&self) -> (ReloadableCert, Config) {
-        let cert = ReloadableCert::load(self.cert_path(), self.key_path()).unwrap();
-        let config = Config {
-            tls: Some(cert.server_config()),
-            ..common::config()
-        };
-        (cert, config)
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
 
 /// A wss:// connection to `path` asking for `name` (a DNS name is sent as SNI; an IP
 /// address is not); returns it and the upgrade response.
@@ -202,7 +99,7 @@ impl Handler for Names {
 #[test]
 fn echo_text_binary_and_a_mebibyte_over_wss_with_alpn() {
     let pki = Pki::new("echo");
-    let issued = pki.issue("first");
+    let issued = pki.issue("first").der;
     let (_cert, config) = pki.server();
     let (addr, handle, join) = start(config, Echo);
     let client = pki.client();
@@ -252,14 +149,14 @@ fn on_upgrade_sees_the_sni_name_and_none_without_it() {
 #[test]
 fn library_reload_serves_the_new_certificate_to_new_connections_only() {
     let pki = Pki::new("reload");
-    let first = pki.issue("first");
+    let first = pki.issue("first").der;
     let (cert, config) = pki.server();
     let (addr, handle, join) = start(config, Echo);
     let client = pki.client();
     let mut old = wss_connect(addr, &client);
     assert_eq!(peer_cert(&old), first);
 
-    let second = pki.issue("second");
+    let second = pki.issue("second").der;
     cert.reload().expect("reload");
     let mut new = wss_connect(addr, &pki.client());
     assert_eq!(
@@ -315,7 +212,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
 #[test]
 fn binary_serves_rooms_over_wss_on_two_loops_and_rotates_on_sighup() {
     let pki = Pki::new("binary");
-    let first = pki.issue("first");
+    let first = pki.issue("first").der;
     let cert = pki.cert_path();
     let key = pki.key_path();
     let mut proc = Proc::spawn(&[
@@ -346,7 +243,7 @@ fn binary_serves_rooms_over_wss_on_two_loops_and_rotates_on_sighup() {
         assert_eq!(wss_read_data(member), TMessage::text("from 3"));
     }
 
-    let second = pki.issue("second");
+    let second = pki.issue("second").der;
     proc.signal("HUP");
     wait_for_line(&lines, "TLS certificate reloaded");
     let mut fresh = wss_connect(addr, &pki.client());
@@ -384,7 +281,7 @@ fn binary_serves_rooms_over_wss_on_two_loops_and_rotates_on_sighup() {
 #[test]
 fn binary_with_reuseport_loops_serves_wss_on_each() {
     let pki = Pki::new("reuseport");
-    let issued = pki.issue("reuseport");
+    let issued = pki.issue("reuseport").der;
     let mut proc = Proc::spawn(&[
         "--listen",
         "127.0.0.1:0",

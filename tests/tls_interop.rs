@@ -27,12 +27,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use cdp::{Browser, Tab};
+use common::pki::{Pki, CA_NAME};
 use common::process::Proc;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
 use serde_json::Value;
-
-/// The CA's common name, which the clients report as the issuer.
-const CA_NAME: &str = "wsloop test CA";
 
 /// How long a Node client may run; its script gives up after 10 s by itself.
 const NODE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -41,77 +38,28 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(15);
 // Certificates and the server
 // ---------------------------------------------------------------------------------------
 
-/// A test CA in a temporary directory (`ca.pem`), and one server certificate it issued for
-/// `localhost` and 127.0.0.1 (`cert.pem`, the chain with the CA; `key.pem`). The directory
-/// goes with it.
-struct Pki {
-    dir: PathBuf,
-    /// The server key's SubjectPublicKeyInfo, DER.
-    spki: Vec<u8>,
-}
-
-impl Pki {
-    fn new(test: &str, common_name: &str) -> Pki {
-        let dir = env::temp_dir().join(format!("wsloop-tls-interop-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, CA_NAME);
-        let ca_key = KeyPair::generate().unwrap();
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("cert.pem"), format!("{}{}", cert.pem(), ca.pem())).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        Pki {
-            dir,
-            spki: key.subject_public_key_info(),
-        }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    /// BASE64(SHA-256(SubjectPublicKeyInfo)) of the server key: what Chromium's
-    /// `--ignore-certificate-errors-spki-list` takes. SHA-256 from rustls's own provider (a
-    /// dependency already), checked to be SHA-256.
-    fn spki_sha256_base64(&self) -> String {
-        let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
-            .tls13()
-            .expect("a TLS 1.3 suite");
-        let sha256 = suite.common.hash_provider;
-        assert_eq!(
-            sha256.algorithm(),
-            rustls::crypto::hash::HashAlgorithm::SHA256
-        );
-        let digest = sha256.hash(&self.spki);
-        assert_eq!(digest.as_ref().len(), 32);
-        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// BASE64(SHA-256(SubjectPublicKeyInfo)) of a server key: what Chromium's
+/// `--ignore-certificate-errors-spki-list` takes. SHA-256 from rustls's own provider (a
+/// dependency already), checked to be SHA-256.
+fn spki_sha256_base64(spki: &[u8]) -> String {
+    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .expect("a TLS 1.3 suite");
+    let sha256 = suite.common.hash_provider;
+    assert_eq!(
+        sha256.algorithm(),
+        rustls::crypto::hash::HashAlgorithm::SHA256
+    );
+    let digest = sha256.hash(spki);
+    assert_eq!(digest.as_ref().len(), 32);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
 }
 
 /// The binary serving wss:// (and its page over https://) with `pki`'s certificate, logging a
 /// JSON access-log line per connection; returns it and its address.
 fn serve(pki: &Pki) -> (Proc, SocketAddr) {
-    let cert = pki.path("cert.pem");
-    let key = pki.path("key.pem");
+    let cert = pki.cert_path();
+    let key = pki.key_path();
     let mut proc = Proc::spawn(&[
         "--listen",
         "127.0.0.1:0",
@@ -239,10 +187,11 @@ fn node_ws_echoes_text_and_100_kib_binary_over_wss_trusting_the_test_ca() {
     let Some(modules) = node_ws_modules() else {
         return;
     };
-    let pki = Pki::new("node-echo", "wsloop node server");
+    let pki = Pki::new("node-echo");
+    pki.issue("wsloop node server");
     let (server, addr) = serve(&pki);
     let url = format!("wss://127.0.0.1:{}/echo", addr.port());
-    let ca = pki.path("ca.pem");
+    let ca = pki.ca_path();
     let result = node_client(&modules, &["echo", &url, "localhost", ca.to_str().unwrap()]);
 
     let version = result["ws_version"].as_str().unwrap_or("");
@@ -305,7 +254,8 @@ fn node_ws_without_the_test_ca_fails_on_the_certificate() {
     let Some(modules) = node_ws_modules() else {
         return;
     };
-    let pki = Pki::new("node-untrusted", "wsloop untrusted server");
+    let pki = Pki::new("node-untrusted");
+    pki.issue("wsloop untrusted server");
     let (server, addr) = serve(&pki);
     let url = format!("wss://127.0.0.1:{}/echo", addr.port());
     // The script lists a failure (and exits non-zero) if this connection opens.
@@ -323,7 +273,7 @@ fn node_ws_without_the_test_ca_fails_on_the_certificate() {
     );
 
     // The server is unharmed: the same client with the CA is served right after.
-    let ca = pki.path("ca.pem");
+    let ca = pki.ca_path();
     let trusted = node_client(&modules, &["echo", &url, "localhost", ca.to_str().unwrap()]);
     assert_eq!(trusted["close_code"], 1000, "{trusted}");
     // The refused client's connection ended before any request; the trusted one echoed.
@@ -392,12 +342,14 @@ fn chromium_loads_the_page_over_https_and_echoes_over_wss_trusting_only_the_serv
         eprintln!("!!! SKIPPED: wss:// with Chromium not checked");
         return;
     }
-    let pki = Pki::new("chromium", "wsloop chromium server");
+    let pki = Pki::new("chromium");
+    let issued = pki.issue("wsloop chromium server");
     let (server, addr) = serve(&pki);
     // A second server, its certificate from another CA and for another key: not trusted.
-    let other_pki = Pki::new("chromium-other", "wsloop other server");
+    let other_pki = Pki::new("chromium-other");
+    other_pki.issue("wsloop other server");
     let (other, other_addr) = serve(&other_pki);
-    let spki = pki.spki_sha256_base64();
+    let spki = spki_sha256_base64(&issued.spki);
     let mut browser =
         Browser::launch_with(&[format!("--ignore-certificate-errors-spki-list={spki}")]);
 

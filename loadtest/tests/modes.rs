@@ -578,6 +578,19 @@ fn a_wrong_accept_key_fails_the_handshake() {
     assert_eq!(run.u64("connections_opened"), 0);
 }
 
+/// Reads an HTTP request head from a fake server's client.
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "client hung up mid-request");
+        request.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(request).unwrap()
+}
+
 /// A fake server that accepts permessage-deflate and then sends a compressed message that
 /// does not inflate: the generator must fail the connection with a close frame carrying the
 /// code for bad compressed data (RFC 7692 section 8: "the receiving endpoint MUST _Fail the
@@ -623,14 +636,7 @@ fn a_message_that_does_not_inflate_is_answered_with_a_close_frame() {
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "client hung up mid-request");
-            request.extend_from_slice(&buf[..n]);
-        }
-        let request = String::from_utf8(request).unwrap();
+        let request = read_request(&mut stream);
         let key = request
             .lines()
             .find_map(|line| {
@@ -692,7 +698,7 @@ fn a_message_that_does_not_inflate_is_answered_with_a_close_frame() {
 /// handshake and gives the status as its reason.
 #[test]
 fn a_refused_upgrade_is_reported_with_its_status() {
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -701,13 +707,7 @@ fn a_refused_upgrade_is_reported_with_its_status() {
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "client hung up mid-request");
-            request.extend_from_slice(&buf[..n]);
-        }
+        read_request(&mut stream);
         stream
             .write_all(
                 b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n\

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod process;
 
 use std::io::{self, ErrorKind, Read, Write};
