@@ -103,6 +103,13 @@ def seeds():
     yield "mask_differential", "odd", MASK + bytes([3, 5, 13, 0]) + bytes(range(37))
     yield "mask_differential", "long", MASK + bytes([1, 63, 0, 2]) + bytes(1000)
 
+    yield "url", "plain", b"ws://127.0.0.1:9001/chat?room=1"
+    yield "url", "secure-default-port", b"wss://Example.COM:443/"
+    yield "url", "ipv6", b"ws://[::1]:9001"
+    yield "url", "https", b"https://example.com/path%20x?q='a'"
+    yield "url", "fragment", b"ws://h/#frag"
+    yield "url", "userinfo", b"ws://user:pass@h/"
+
 
 for target, name, data in seeds():
     os.makedirs(os.path.join(ROOT, target), exist_ok=True)
