@@ -7,7 +7,8 @@
 #
 # Usage: benches/server_icount.sh [WSLOOP ...]   (default: this tree's release build)
 # Env:   SECONDS_PER_RUN (5), CONNECTIONS (10), DEPTH (16), SIZE (20),
-#        SERVER_ARGS (more flags for every server, e.g. "--access-log")
+#        SERVER_ARGS (more flags for every server, e.g. "--access-log"),
+#        TLS=1 (wss://: a throwaway CA and certificate from openssl, trusted with --ca)
 # For each binary: starts it with --threads 1 under callgrind, zeroes the counters (so
 # start-up is not counted), runs wsloop-load's echo, dumps the counters when it stops, and
 # prints instructions per message echoed (its ten handshakes and closes are counted too:
@@ -30,12 +31,27 @@ binaries=("$@")
 out=$(mktemp -d)
 pid=""
 trap 'rm -rf "$out"; [ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
+scheme=ws
+tls_server=()
+trust=()
+if [ "${TLS:-0}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=bench-ca -keyout "$out/ca.key" -out "$out/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+    -keyout "$out/key.pem" -out "$out/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$out/ext.cnf"
+  openssl x509 -req -in "$out/leaf.csr" -CA "$out/ca.pem" -CAkey "$out/ca.key" \
+    -CAcreateserial -days 1 -extfile "$out/ext.cnf" -out "$out/cert.pem" 2>/dev/null
+  scheme=wss
+  tls_server=(--tls-cert "$out/cert.pem" --tls-key "$out/key.pem")
+  trust=(--ca "$out/ca.pem")
+fi
 port=9870
 printf '%-50s %12s %16s %12s\n' binary messages instructions "Ir/message"
 for bin in "${binaries[@]}"; do
   port=$((port + 1))
   valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p" \
-    "$bin" --listen "127.0.0.1:$port" --threads 1 --log-level error ${SERVER_ARGS:-} \
+    "$bin" --listen "127.0.0.1:$port" --threads 1 --log-level error "${tls_server[@]}" ${SERVER_ARGS:-} \
     >/dev/null 2>"$out/valgrind.log" &
   pid=$!
   for _ in $(seq 200); do
@@ -44,7 +60,7 @@ for bin in "${binaries[@]}"; do
   done
   callgrind_control --zero "$pid" >/dev/null 2>&1
   "$load" echo -c "$connections" -d "${seconds}s" --warmup 0s --size "$size" --depth "$depth" \
-    --url "ws://127.0.0.1:$port/" -q --json "$out/report.json" >/dev/null
+    --url "$scheme://127.0.0.1:$port/" "${trust[@]}" -q --json "$out/report.json" >/dev/null
   callgrind_control --dump "$pid" >/dev/null 2>&1
   kill "$pid"
   wait "$pid" 2>/dev/null || true

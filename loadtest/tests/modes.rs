@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use wsloop::{CloseCode, ConnId, Context, Handler, Message, Request, Upgrade};
 
-use common::{assert_clean, run, run_with, Run, TestServer};
+use common::{assert_clean, broadcast_args, run, run_with, Run, TestServer};
 
 #[test]
 fn echo_counts_every_message_and_writes_all_outputs() {
@@ -359,25 +359,6 @@ fn broadcast_delivers_every_message_to_every_subscriber() {
     assert_eq!(wrong_room.errors().get("handshake_failed"), Some(&3));
 }
 
-/// Broadcast arguments for `url`: 6 connections, 2 of them publishing, about a second.
-fn broadcast_args(url: &str) -> Vec<&str> {
-    vec![
-        "broadcast",
-        "--url",
-        url,
-        "-c",
-        "6",
-        "--publishers",
-        "2",
-        "--rate",
-        "200",
-        "-d",
-        "1200ms",
-        "--warmup",
-        "200ms",
-    ]
-}
-
 /// The warnings about the path's fan-out (those about the generator itself depend on how
 /// busy the machine is).
 fn fan_out_warnings(run: &Run) -> Vec<String> {
@@ -539,21 +520,15 @@ fn remote_targets_are_refused() {
 /// A fake server that answers every upgrade with `101` and a wrong `Sec-WebSocket-Accept`.
 #[test]
 fn a_wrong_accept_key_fails_the_handshake() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = std::thread::spawn(move || {
         let mut held = Vec::new();
         for _ in 0..3 {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "client hung up mid-request");
-                request.extend_from_slice(&buf[..n]);
-            }
-            assert!(request.starts_with(b"GET / HTTP/1.1\r\n"));
+            let request = read_request(&mut stream);
+            assert!(request.starts_with("GET / HTTP/1.1\r\n"));
             stream
                 .write_all(
                     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\

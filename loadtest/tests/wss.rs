@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::{agents_flag, assert_clean, rows, run, run_with, sum, Agent, Pki, Run, TestServer};
+use common::{
+    agents_flag, assert_clean, broadcast_args, rows, run, run_with, sum, Agent, Pki, Run,
+    TestServer,
+};
 
 /// A wsloop server behind TLS with `pki`'s certificate, running `handler`.
 fn tls_server<H: wsloop::Handler + Send + 'static>(pki: &Pki, handler: H) -> TestServer {
@@ -263,22 +266,8 @@ fn broadcast_over_wss_delivers_to_every_subscriber() {
     let server = tls_server(&pki, wsloop::rooms::EchoRooms::default());
     let url = server.wss_url("/chat/tls");
     let ca = pki.ca_path();
-    let args = [
-        "broadcast",
-        "--url",
-        &url,
-        "-c",
-        "6",
-        "--publishers",
-        "2",
-        "--rate",
-        "200",
-        "-d",
-        "1200ms",
-        "--warmup",
-        "200ms",
-        "--text",
-    ];
+    let mut args = broadcast_args(&url);
+    args.push("--text");
     let run = run("wss-broadcast", &with_ca(&args, &ca));
     assert_clean(&run);
     let published = run.u64("published");

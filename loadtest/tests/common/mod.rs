@@ -288,3 +288,22 @@ pub fn assert_clean(run: &Run) {
     assert_eq!(run.errors(), BTreeMap::new(), "{}", run.report);
     assert_eq!(run.u64("payload_mismatches"), 0);
 }
+
+/// Broadcast arguments for `url`: 6 connections, 2 of them publishing, about a second.
+pub fn broadcast_args(url: &str) -> Vec<&str> {
+    vec![
+        "broadcast",
+        "--url",
+        url,
+        "-c",
+        "6",
+        "--publishers",
+        "2",
+        "--rate",
+        "200",
+        "-d",
+        "1200ms",
+        "--warmup",
+        "200ms",
+    ]
+}

@@ -366,34 +366,44 @@ impl<S: Write> TlsWriter<'_, S> {
         if !self.push()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        // Slices after the last one with bytes need no gathering room.
+        let last = bufs.iter().rposition(|buf| !buf.is_empty()).unwrap_or(0);
         let taken = self.tls.write_traffic(|traffic, out| {
-            let mut record = [0u8; RECORD_PLAINTEXT];
-            let mut gathered = 0;
+            // Small slices gathered into one record; allocated (not zeroed) only when a
+            // write has several slices to gather.
+            let mut record: Vec<u8> = Vec::new();
             let mut taken = 0;
-            for buf in bufs {
+            for (i, buf) in bufs.iter().enumerate() {
                 let mut rest = &buf[..buf.len().min(SEND_BATCH - taken)];
                 taken += rest.len();
-                if gathered == 0 && rest.len() >= RECORD_PLAINTEXT {
+                if record.is_empty() && (i == last || taken == SEND_BATCH) {
+                    // Nothing gathered and nothing after: straight from the caller's memory.
+                    seal(traffic, out, rest)?;
+                    break;
+                }
+                if record.is_empty() && rest.len() >= RECORD_PLAINTEXT {
                     // Whole records straight from the caller's memory.
                     let whole = rest.len() - rest.len() % RECORD_PLAINTEXT;
                     seal(traffic, out, &rest[..whole])?;
                     rest = &rest[whole..];
                 }
                 while !rest.is_empty() {
-                    let n = rest.len().min(RECORD_PLAINTEXT - gathered);
-                    record[gathered..gathered + n].copy_from_slice(&rest[..n]);
-                    gathered += n;
+                    if record.capacity() == 0 {
+                        record.reserve_exact(RECORD_PLAINTEXT);
+                    }
+                    let n = rest.len().min(RECORD_PLAINTEXT - record.len());
+                    record.extend_from_slice(&rest[..n]);
                     rest = &rest[n..];
-                    if gathered == RECORD_PLAINTEXT {
+                    if record.len() == RECORD_PLAINTEXT {
                         seal(traffic, out, &record)?;
-                        gathered = 0;
+                        record.clear();
                     }
                 }
                 if taken == SEND_BATCH {
                     break;
                 }
             }
-            seal(traffic, out, &record[..gathered])?;
+            seal(traffic, out, &record)?;
             Ok::<usize, io::Error>(taken)
         })??;
         self.tls.held += taken;
@@ -557,6 +567,42 @@ mod tests {
             let _ = client.reader().read_to_end(&mut received);
         }
         assert_eq!(received, message);
+    }
+
+    #[test]
+    fn vectored_writes_of_small_and_large_slices_arrive_in_order() {
+        let mut socket = Socket::default();
+        let (mut tls, mut client) = connected(&mut socket);
+        let small: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        let large = vec![7u8; 40 << 10];
+        let mut slices: Vec<IoSlice<'_>> = small.iter().map(|s| IoSlice::new(s)).collect();
+        slices.push(IoSlice::new(&large));
+        slices.push(IoSlice::new(b"tail"));
+        slices.push(IoSlice::new(b""));
+        let expected: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+        let mut sent = 0;
+        while sent < expected.len() {
+            // What is left of the slices, from byte `sent` on.
+            let mut skip = sent;
+            let rest: Vec<IoSlice<'_>> = slices
+                .iter()
+                .filter_map(|s| {
+                    let from = skip.min(s.len());
+                    skip -= from;
+                    (from < s.len()).then(|| IoSlice::new(&s[from..]))
+                })
+                .collect();
+            sent += tls.writer(&mut socket).write_vectored(&rest).unwrap();
+        }
+        let wire = std::mem::take(&mut socket.outbound);
+        let mut received = Vec::new();
+        let mut wire = &wire[..];
+        while !wire.is_empty() {
+            client.read_tls(&mut wire).unwrap();
+            client.process_new_packets().unwrap();
+            let _ = client.reader().read_to_end(&mut received);
+        }
+        assert_eq!(received, expected);
     }
 
     #[test]
