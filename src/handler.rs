@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 
+use crate::client::{OpenError, Opened, Refused};
 use crate::proto::{CloseCode, ProtocolError, Request};
 use crate::server::{ConnId, Context, Timer};
 
@@ -33,8 +34,17 @@ pub enum Error {
     /// The socket failed (reset by the peer, for example).
     Io(io::Error),
     /// The peer did not answer a ping within the idle timeout, or a close within the close
-    /// timeout.
+    /// timeout; or an outgoing connection's handshake did not finish within its timeout.
     Timeout,
+    /// An outgoing connection's host name did not resolve.
+    Resolve(io::Error),
+    /// An outgoing connection's TCP connect failed: refused, unreachable, or not done within
+    /// the connect timeout (`TimedOut`); or `close` was called while it was CONNECTING.
+    Connect(io::Error),
+    /// An outgoing connection's opening handshake failed: an answer other than 101 (after
+    /// [`Handler::on_unexpected_response`]), a bad `Sec-WebSocket-Accept`, a subprotocol or
+    /// extension that was not offered, or the server closing before it answered.
+    Handshake(OpenError),
 }
 
 impl fmt::Display for Error {
@@ -43,6 +53,9 @@ impl fmt::Display for Error {
             Error::Protocol(err) => write!(f, "protocol error: {err}"),
             Error::Io(err) => write!(f, "I/O error: {err}"),
             Error::Timeout => f.write_str("timed out"),
+            Error::Resolve(err) => write!(f, "name resolution failed: {err}"),
+            Error::Connect(err) => write!(f, "connect failed: {err}"),
+            Error::Handshake(err) => write!(f, "opening handshake failed: {err}"),
         }
     }
 }
@@ -211,7 +224,10 @@ impl Response {
 ///
 /// Events for one connection come in this order: `on_upgrade`, `on_open`, then any number
 /// of `on_message` / `on_ping` / `on_pong` / `on_drain`, maybe `on_error`, and `on_close`
-/// exactly once for every connection that was opened.
+/// exactly once for every connection that was opened. An outgoing connection
+/// ([`Context::connect`]) hears `on_upgrade_response` instead of `on_upgrade`, or
+/// `on_unexpected_response` and `on_error` when it does not open; `on_close` comes exactly
+/// once for every connection `connect` gave an id to, opened or not.
 ///
 /// ```no_run
 /// use wsloop::{Config, Context, ConnId, Handler, Message, Request, Server, Upgrade};
@@ -307,6 +323,28 @@ pub trait Handler {
         _id: ConnId,
         _code: CloseCode,
         _reason: &str,
+    ) {
+    }
+
+    /// Client: the server's 101 came (Node `ws`'s `upgrade` event): its headers are here
+    /// (`Set-Cookie`, say), and `on_open` follows.
+    fn on_upgrade_response(
+        &mut self,
+        _ctx: &mut Context<'_, Self::Data>,
+        _id: ConnId,
+        _response: &Opened,
+    ) {
+    }
+
+    /// Client: the server answered with a status other than 101 (Node `ws`'s
+    /// `unexpected-response`): a 401 with its reason, a redirect. The body is read up to
+    /// [`MAX_REFUSED_BODY`](crate::proto::connection::MAX_REFUSED_BODY) bytes.
+    /// `on_error` ([`Error::Handshake`]) and `on_close` (1006) follow.
+    fn on_unexpected_response(
+        &mut self,
+        _ctx: &mut Context<'_, Self::Data>,
+        _id: ConnId,
+        _response: &Refused,
     ) {
     }
 

@@ -27,6 +27,7 @@
 // Connection ids pack a generation, a loop index and a slab index into a 64-bit poll token.
 const _: () = assert!(usize::BITS >= 64, "wsloop needs a 64-bit target");
 
+pub mod client;
 mod config;
 mod handler;
 pub mod metrics;

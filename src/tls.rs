@@ -1,5 +1,6 @@
 //! wss://: the server's TLS settings built from PEM files, and a certificate that can be
-//! replaced while the server runs (rotation) without touching the connections already open.
+//! replaced while the server runs (rotation) without touching the connections already open;
+//! and the settings of the connections wsloop opens itself, as a client.
 //!
 //! ```no_run
 //! let cert = wsloop::tls::ReloadableCert::load("cert.pem", "key.pem")?;
@@ -13,6 +14,13 @@
 //! }
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! A client trusting a private CA:
+//!
+//! ```no_run
+//! let config = wsloop::tls::client_config_with_ca_file("ca.pem")?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,7 +31,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// The one application protocol spoken over TLS: a WebSocket opening handshake is an
 /// HTTP/1.1 request (RFC 6455 section 4.1), and RFC 7301 lets the server name it in ALPN.
@@ -92,17 +100,67 @@ impl ReloadableCert {
     }
 }
 
-/// Reads a chain and key and pairs them, with errors that name the file at fault.
-fn load_certified_key(cert_path: &Path, key_path: &Path) -> io::Result<CertifiedKey> {
-    let chain = CertificateDer::pem_file_iter(cert_path)
+/// TLS settings for the connections wsloop opens (wss:// as a client): TLS 1.3 and 1.2 with
+/// the `ring` provider's defaults, ALPN `http/1.1`, no client certificate, and servers
+/// trusted when their certificate chains to one of `roots`.
+///
+/// ```no_run
+/// let mut roots = rustls::RootCertStore::empty();
+/// roots
+///     .add(std::fs::read("ca.der")?.into())
+///     .map_err(std::io::Error::other)?;
+/// let config = wsloop::tls::client_config(roots);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+    Arc::new(config)
+}
+
+/// [`client_config`] trusting the CA certificates in the PEM file at `path` (one or more);
+/// a file that cannot be read, holds no certificate, or holds one that does not parse is an
+/// error naming it.
+///
+/// ```no_run
+/// let config = wsloop::tls::client_config_with_ca_file("/etc/wsloop/ca.pem")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn client_config_with_ca_file(path: impl AsRef<Path>) -> io::Result<Arc<ClientConfig>> {
+    let path = path.as_ref();
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots.add(cert).map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a usable CA certificate: {err}", path.display()),
+            )
+        })?;
+    }
+    Ok(client_config(roots))
+}
+
+/// The PEM certificates in the file at `path`, at least one, with errors that name it.
+fn read_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|err| pem_error(cert_path, "certificates", err))?;
-    if chain.is_empty() {
+        .map_err(|err| pem_error(path, "certificates", err))?;
+    if certs.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: no PEM certificate in it", cert_path.display()),
+            format!("{}: no PEM certificate in it", path.display()),
         ));
     }
+    Ok(certs)
+}
+
+/// Reads a chain and key and pairs them, with errors that name the file at fault.
+fn load_certified_key(cert_path: &Path, key_path: &Path) -> io::Result<CertifiedKey> {
+    let chain = read_certs(cert_path)?;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|err| pem_error(key_path, "a private key", err))?;
     CertifiedKey::from_der(chain, key, &ring::default_provider()).map_err(|err| {
@@ -177,5 +235,22 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
         std::fs::remove_dir_all(one).unwrap();
         std::fs::remove_dir_all(two).unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_is_read_or_refused_by_name() {
+        let dir = temp_dir("ca");
+        let (ca_path, _) = write_pair(&dir, "localhost");
+        let config = client_config_with_ca_file(&ca_path).unwrap();
+        assert_eq!(config.alpn_protocols, vec![ALPN_HTTP_1_1.to_vec()]);
+
+        std::fs::write(&ca_path, "no certificate here").unwrap();
+        let err = client_config_with_ca_file(&ca_path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("cert.pem"), "{err}");
+        let err = client_config_with_ca_file(dir.join("missing.pem")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -38,7 +38,7 @@ pub(super) fn encode(hub: &Hub) -> String {
     per_loop(
         &mut out,
         "wsloop_open_websockets",
-        "WebSocket connections open: upgraded and not yet closed.",
+        "WebSocket connections open, accepted or outgoing: upgraded and not yet closed.",
         Kind::Gauge,
         LoopStats::open,
     );
@@ -52,7 +52,7 @@ pub(super) fn encode(hub: &Hub) -> String {
     per_loop(
         &mut out,
         "wsloop_upgrades_total",
-        "Opening handshakes completed (101 Switching Protocols sent).",
+        "Opening handshakes completed: 101 Switching Protocols sent, or received by an outgoing connection.",
         Kind::Counter,
         |s| s.upgrades.get(),
     );

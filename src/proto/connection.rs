@@ -68,6 +68,8 @@ pub struct Connection {
     deflate: Option<Box<PerMessageDeflate>>,
     /// A keep-alive ping is out and no input has come since.
     ping_sent: bool,
+    /// Which end of the connection this is: a client masks what it sends.
+    role: Role,
 }
 
 #[derive(Debug)]
@@ -236,6 +238,7 @@ impl Connection {
             },
             deflate: None,
             ping_sent: false,
+            role: Role::Server,
         }
     }
 
@@ -272,6 +275,22 @@ impl Connection {
             })),
             deflate: None,
             ping_sent: false,
+            role: Role::Client,
+        }
+    }
+
+    /// Whether this is the client's end: it masks what it sends, and its handshake reads an
+    /// answer rather than a request.
+    pub fn is_client(&self) -> bool {
+        self.role == Role::Client
+    }
+
+    /// The size of the header of a control frame this end sends (payload under 126 bytes):
+    /// 2 bytes, and 4 more for the client's masking key.
+    pub fn control_header_len(&self) -> usize {
+        match self.role {
+            Role::Server => 2,
+            Role::Client => 6,
         }
     }
 

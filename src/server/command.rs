@@ -40,6 +40,11 @@ pub(crate) enum Command {
     Adopt { stream: TcpStream, addr: SocketAddr },
     /// Run a closure on this loop.
     Run(Job),
+    /// The resolver's answer for an outgoing connection of this loop.
+    Resolved {
+        id: ConnId,
+        addrs: std::io::Result<Vec<SocketAddr>>,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -59,6 +64,7 @@ impl std::fmt::Debug for Command {
             Command::Terminate { id } => write!(f, "Terminate({id})"),
             Command::Adopt { addr, .. } => write!(f, "Adopt({addr})"),
             Command::Run(_) => f.write_str("Run"),
+            Command::Resolved { id, .. } => write!(f, "Resolved({id})"),
         }
     }
 }

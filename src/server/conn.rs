@@ -5,6 +5,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use slab::Slab;
 
+use super::dial::Dial;
 use super::outbound::OutQueue;
 use super::timers::Deadline;
 use super::tls::Tls;
@@ -16,17 +17,21 @@ use crate::proto::{Connection, ReadyState};
 /// partial message's buffer exist only while there are bytes in them.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) socket: TcpStream,
+    /// `None` only while an outgoing connection's host name resolves.
+    pub(crate) socket: Option<TcpStream>,
     pub(crate) generation: u32,
     /// The WebSocket protocol's state, from the request to the last bytes.
     pub(crate) ws: Connection,
     pub(crate) out: OutQueue,
     /// rustls's state on a wss:// connection; boxed so plain connections pay one pointer.
     pub(crate) tls: Option<Box<Tls>>,
+    /// An outgoing connection until its TCP connect is done; boxed, and dropped then, so
+    /// the server's connections pay one pointer for it.
+    pub(crate) dial: Option<Box<Dial>>,
     pub(crate) deadline: Deadline,
     /// The topics it is subscribed to.
     pub(crate) topics: Vec<TopicId>,
-    /// `on_open` was called, so `on_close` is owed exactly once.
+    /// `on_open` was called.
     pub(crate) opened: bool,
     /// `on_close` was called.
     pub(crate) close_reported: bool,
@@ -60,13 +65,45 @@ pub(crate) fn lookup(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
 }
 
 impl Conn {
+    /// A connection the listener accepted.
     pub(crate) fn new(socket: TcpStream, generation: u32, tls: Option<Box<Tls>>) -> Conn {
+        Conn::with(
+            Some(socket),
+            generation,
+            Connection::server(Instant::now()),
+            OutQueue::default(),
+            tls,
+            None,
+        )
+    }
+
+    /// An outgoing connection: `ws` is the client's connection whose request waits in
+    /// `out`, `dial` where to connect; the application holds its id from the start.
+    pub(crate) fn client(
+        generation: u32,
+        ws: Connection,
+        out: OutQueue,
+        tls: Option<Box<Tls>>,
+        dial: Box<Dial>,
+    ) -> Conn {
+        Conn::with(None, generation, ws, out, tls, Some(dial))
+    }
+
+    fn with(
+        socket: Option<TcpStream>,
+        generation: u32,
+        ws: Connection,
+        out: OutQueue,
+        tls: Option<Box<Tls>>,
+        dial: Option<Box<Dial>>,
+    ) -> Conn {
         Conn {
             socket,
             generation,
-            ws: Connection::server(Instant::now()),
-            out: OutQueue::default(),
+            ws,
+            out,
             tls,
+            dial,
             deadline: Deadline::default(),
             topics: Vec::new(),
             opened: false,
@@ -90,8 +127,21 @@ impl Conn {
         self.out.len() + self.tls.as_ref().map_or(0, |tls| tls.held())
     }
 
-    /// The browser's `readyState`.
+    /// Whether `on_close` is still owed: exactly once for every connection the application
+    /// knows, those `on_open` was called for and the outgoing ones `connect` gave an id to.
+    pub(crate) fn owes_close(&self) -> bool {
+        (self.opened || self.ws.is_client()) && !self.close_reported
+    }
+
+    /// The browser's `readyState`: CLOSED from `on_close` on, and CLOSING while a failed or
+    /// terminated connection waits for the end of the turn to report it.
     pub(crate) fn ready_state(&self) -> ReadyState {
-        self.ws.ready_state()
+        if self.close_reported {
+            return ReadyState::Closed;
+        }
+        match self.ws.ready_state() {
+            ReadyState::Closed if self.owes_close() => ReadyState::Closing,
+            state => state,
+        }
     }
 }

@@ -8,6 +8,7 @@ use super::app::ConnData;
 use super::core::{Core, Published, SendStatus};
 use super::timers::TimerId;
 use super::token::ConnId;
+use crate::client::{ConnectError, ConnectOptions};
 use crate::handler::Message;
 use crate::proto::{CloseCode, OpCode, ReadyState, SendError};
 
@@ -47,6 +48,52 @@ impl<'a, D> Context<'a, D> {
     pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
         self.core.get(id)?;
         self.data.get_mut(id.index())
+    }
+
+    /// Sets (or replaces) the data of a connection of this loop, such as one just opened
+    /// with [`connect`](Self::connect); false if it is gone or belongs to another loop.
+    pub fn set_data(&mut self, id: ConnId, data: D) -> bool {
+        if self.core.get(id).is_none() {
+            return false;
+        }
+        self.data.set(id.index(), Some(data));
+        true
+    }
+
+    /// Opens an outgoing connection to a `ws://` or `wss://` `url` on this loop, the
+    /// browser's `new WebSocket(url, protocols)` (see [`client`](crate::client)). The id is
+    /// CONNECTING at once; events follow through the handler: `on_upgrade_response` and
+    /// `on_open`, or `on_error` and `on_close` (1006) if it cannot open. Only what can be
+    /// told without waiting is an `Err` here: a bad URL or header, `wss://` without TLS
+    /// settings, a full server.
+    ///
+    /// ```no_run
+    /// use wsloop::client::ConnectOptions;
+    /// use wsloop::{ConnId, Context, Handler, Message};
+    ///
+    /// /// Forwards what its clients say to an upstream server.
+    /// struct Forward {
+    ///     upstream: Option<ConnId>,
+    /// }
+    ///
+    /// impl Handler for Forward {
+    ///     type Data = ();
+    ///
+    ///     fn on_start(&mut self, ctx: &mut Context<'_>) {
+    ///         let options = ConnectOptions::new().header("Authorization", "Bearer abc");
+    ///         self.upstream = ctx.connect("ws://upstream.example:9001/feed", &options).ok();
+    ///     }
+    ///
+    ///     fn on_message(&mut self, ctx: &mut Context<'_>, id: ConnId, msg: Message<'_>) {
+    ///         match self.upstream {
+    ///             Some(upstream) if upstream != id => { let _ = ctx.send(upstream, msg); }
+    ///             _ => {}
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn connect(&mut self, url: &str, options: &ConnectOptions) -> Result<ConnId, ConnectError> {
+        self.core.connect(url, options)
     }
 
     /// Sends a text or binary message.
@@ -199,11 +246,14 @@ impl<'a, D> Context<'a, D> {
 
     /// The peer's address.
     pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        self.core.get(id).and_then(|c| c.socket.peer_addr().ok())
+        self.core
+            .get(id)
+            .and_then(|c| c.socket.as_ref()?.peer_addr().ok())
     }
 
     /// Subscribes an open connection of this loop to `topic`. Returns false if it is not
-    /// open or was subscribed already. Connections leave their topics when they close.
+    /// open, was subscribed already, or is an outgoing connection (published frames are
+    /// encoded once, as a server's, and a client must mask its own). Connections leave their topics when they close.
     pub fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
         self.core.subscribe(id, topic)
     }

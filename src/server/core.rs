@@ -320,36 +320,47 @@ impl Core {
         if let Some(log) = &mut self.access {
             log.sent(id.index(), payload.len());
         }
-        let FrameHead {
-            header,
-            header_len,
-            payload,
-        } = conn
-            .ws
-            .frame_head(opcode, payload, &mut self.compressed, &mut self.zlib)?;
-        if buffered == 0 && payload.len() >= DIRECT_WRITE_MIN {
-            let header = &header[..header_len];
-            // On wss:// the payload is encrypted straight from the caller's memory too.
-            let written = match &mut conn.tls {
-                None => conn
-                    .out
-                    .write_direct(&mut conn.socket, header, payload, &mut self.pool),
-                Some(tls) => conn.out.write_direct(
-                    &mut tls.writer(&mut conn.socket),
-                    header,
-                    payload,
-                    &mut self.pool,
-                ),
-            };
-            if let Err(err) = written {
-                self.failed.push((id, Error::Io(err)));
-                return Err(SendError::NotOpen);
-            }
-        } else {
+        if conn.ws.is_client() {
+            // A client masks every frame with a fresh key: the payload is copied anyway.
             let out = conn.out.writer(&mut self.pool);
-            out.reserve(header_len + payload.len());
-            out.extend_from_slice(&header[..header_len]);
-            out.extend_from_slice(payload);
+            conn.ws
+                .send(out, opcode, payload, &mut self.compressed, &mut self.zlib)?;
+        } else {
+            let FrameHead {
+                header,
+                header_len,
+                payload,
+            } = conn
+                .ws
+                .frame_head(opcode, payload, &mut self.compressed, &mut self.zlib)?;
+            let socket = conn.socket.as_mut().filter(|_| buffered == 0);
+            match socket {
+                Some(socket) if payload.len() >= DIRECT_WRITE_MIN => {
+                    let header = &header[..header_len];
+                    // On wss:// the payload is encrypted straight from the caller's memory too.
+                    let written = match &mut conn.tls {
+                        None => conn
+                            .out
+                            .write_direct(socket, header, payload, &mut self.pool),
+                        Some(tls) => conn.out.write_direct(
+                            &mut tls.writer(socket),
+                            header,
+                            payload,
+                            &mut self.pool,
+                        ),
+                    };
+                    if let Err(err) = written {
+                        self.failed.push((id, Error::Io(err)));
+                        return Err(SendError::NotOpen);
+                    }
+                }
+                _ => {
+                    let out = conn.out.writer(&mut self.pool);
+                    out.reserve(header_len + payload.len());
+                    out.extend_from_slice(&header[..header_len]);
+                    out.extend_from_slice(payload);
+                }
+            }
         }
         if self.compressed.capacity() > COMPRESSED_CAPACITY_MAX {
             self.compressed = Vec::new();
@@ -381,6 +392,10 @@ impl Core {
         let Some(conn) = lookup(&mut self.conns, id) else {
             return false;
         };
+        // Published frames are encoded once, as a server's: unmasked.
+        if conn.ws.is_client() {
+            return false;
+        }
         if !conn
             .ws
             .session()
@@ -429,14 +444,17 @@ impl Core {
     }
 
     /// Marks the connection as no longer open for the handler: it leaves its topics, and
-    /// returns whether `on_close` is still owed (it was opened and not reported yet); if so,
+    /// returns whether `on_close` is still owed ([`Conn::owes_close`]); if so,
     /// the close is counted under `code`, the code `on_close` is about to report.
     pub(crate) fn take_close_report(&mut self, id: ConnId, code: CloseCode) -> bool {
         self.unsubscribe_all(id);
         match self.get_mut(id) {
-            Some(conn) if conn.opened && !conn.close_reported => {
+            Some(conn) if conn.owes_close() => {
                 conn.close_reported = true;
-                self.stats.closed.inc();
+                // Counted against `upgrades` (open WebSockets): only what opened.
+                if conn.opened {
+                    self.stats.closed.inc();
+                }
                 self.stats.closes[stats::close_slot(code)].inc();
                 if let Some(log) = &mut self.access {
                     log.closed(id.index(), code);
@@ -621,11 +639,24 @@ impl Core {
         }
         let at = self.after(self.config.close_timeout);
         let (conn, pool) = self.conn_and_pool(id).ok_or(SendError::NotOpen)?;
+        if conn.ws.is_client() && conn.ws.is_handshaking() {
+            // The browser's close() while CONNECTING: "Fail the WebSocket connection", which
+            // reports an error and then a close with 1006.
+            // Nothing more is read: a 101 arriving later in this turn opens nothing.
+            conn.ws.finish();
+            conn.out.release(pool);
+            let aborted = io::Error::new(
+                io::ErrorKind::Interrupted,
+                "closed before the connection was established",
+            );
+            self.failed.push((id, Error::Connect(aborted)));
+            return Ok(());
+        }
+        let header_len = conn.ws.control_header_len();
         let out = conn.out.writer(pool);
         let before = out.len();
         conn.ws.close(out, code, reason)?;
-        // A server's close frame has a 2-byte header (its payload is at most 125 bytes).
-        let payload = out.len() - before - 2;
+        let payload = out.len() - before - header_len;
         self.sent.record(OpCode::Close, payload);
         if let Some(log) = &mut self.access {
             log.sent(id.index(), payload);
@@ -676,13 +707,18 @@ impl Core {
             return Ok(false);
         };
         conn.dirty = false;
+        // An outgoing connection's queue (its request) waits for the connect.
+        let Some(socket) = conn.socket.as_mut().filter(|_| conn.dial.is_none()) else {
+            return Ok(false);
+        };
         let empty = match &mut conn.tls {
-            None => conn.out.flush(&mut conn.socket, &mut self.pool)?,
-            // Emptied only when rustls has written every record too (handshake messages
-            // included, which come with no queued plaintext).
+            None => conn.out.flush(socket, &mut self.pool)?,
+            // Emptied only when rustls has written every record too. Handshake messages
+            // come with no queued plaintext, and go first: a client's plaintext (its
+            // request) waits for the handshake while its ClientHello goes out.
             Some(tls) => {
-                let mut writer = tls.writer(&mut conn.socket);
-                conn.out.flush(&mut writer, &mut self.pool)? && writer.push()?
+                let mut writer = tls.writer(socket);
+                writer.push()? && conn.out.flush(&mut writer, &mut self.pool)? && writer.push()?
             }
         };
         // Interest changes only when the queue goes from empty to blocked or back.
@@ -693,10 +729,11 @@ impl Core {
             } else {
                 Interest::READABLE | Interest::WRITABLE
             };
-            self.registry
-                .reregister(&mut conn.socket, id.token(), interest)?;
+            self.registry.reregister(socket, id.token(), interest)?;
         }
-        if conn.read_paused && conn.buffered() <= limit / 2 {
+        // `buffered()`, field by field: the socket is still borrowed.
+        let buffered = conn.out.len() + conn.tls.as_ref().map_or(0, |tls| tls.held());
+        if conn.read_paused && buffered <= limit / 2 {
             conn.read_paused = false;
             if conn.unread && !conn.in_ready {
                 conn.in_ready = true;
@@ -713,12 +750,12 @@ impl Core {
         if conn.ws.is_finishing() {
             if !conn.write_shut {
                 if let Some(tls) = &mut conn.tls {
-                    tls.close_notify(&mut conn.socket);
+                    tls.close_notify(socket);
                 }
                 conn.write_shut = true;
                 // The peer sees EOF after our last bytes; we keep reading until it closes, so
                 // that unread input does not turn our close into a reset.
-                let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+                let _ = socket.shutdown(std::net::Shutdown::Write);
             }
             return Ok(conn.peer_eof);
         }

@@ -8,10 +8,13 @@ use super::context::Context;
 use super::core::Core;
 use super::stats;
 use super::token::ConnId;
+use std::time::Instant;
+
+use crate::client::OpenError;
 use crate::handler::{Error, Handler, Message, Upgrade};
 use crate::proto::handshake::{write_http_response, write_response};
 use crate::proto::{
-    parse_request, CloseCode, Event, OpCode, Parsed, SessionEvent, Status, MAX_HEADERS,
+    parse_request, CloseCode, Event, OpCode, Parsed, ReadyState, SessionEvent, Status, MAX_HEADERS,
 };
 
 /// Handles bytes just read from connection `id`. `input` is the loop's receive buffer:
@@ -23,7 +26,9 @@ pub(crate) fn on_input<H: Handler>(
     input: &mut [u8],
 ) {
     let Some(conn) = core.get_mut(id) else { return };
-    if conn.ws.is_handshaking() {
+    if conn.ws.is_client() && conn.ws.is_handshaking() {
+        on_response_bytes(core, app, id, input);
+    } else if conn.ws.is_handshaking() {
         if conn.ws.has_partial_request() {
             let mut request = conn.ws.take_request();
             request.extend_from_slice(input);
@@ -177,6 +182,47 @@ fn on_request_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, b
     }
 }
 
+/// Client: reads the server's answer; once it is a 101, the connection opens and the bytes
+/// after it are its first frames.
+fn on_response_bytes<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, bytes: &[u8]) {
+    let Some(conn) = core.get_mut(id) else { return };
+    let (opened, mut rest) = match conn.ws.handle_response(bytes, Instant::now()) {
+        Ok(Status::Partial) => return,
+        Ok(Status::Complete(answer)) => answer,
+        Err(err) => return refused(core, app, id, err),
+    };
+    conn.opened = true;
+    core.stats.handshake_ns.observe_duration(opened.handshake);
+    core.stats.upgrades.inc();
+    core.set_idle_deadline(id);
+    // Frames sent while CONNECTING were refused, but the request may still be queued.
+    core.mark_dirty(id);
+    let App { handler, data } = app;
+    handler.on_upgrade_response(&mut Context::new(core, data), id, &opened);
+    // on_upgrade_response may have closed it already.
+    if core.get(id).map(|c| c.ready_state()) != Some(ReadyState::Open) {
+        return;
+    }
+    handler.on_open(&mut Context::new(core, data), id);
+    if !rest.is_empty() {
+        on_frames(core, app, id, &mut rest);
+    }
+}
+
+/// Client: the handshake failed with `err`: the application hears of an answer other than
+/// 101, then of the error; the connection is dropped at the end of the turn, with `on_close`.
+pub(crate) fn refused<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, err: OpenError) {
+    log::debug!("{id}: opening handshake failed: {err}");
+    if let OpenError::Refused(response) = &err {
+        app.handler
+            .on_unexpected_response(&mut Context::new(core, &mut app.data), id, response);
+    }
+    if let Some((conn, pool)) = core.conn_and_pool(id) {
+        conn.out.release(pool);
+    }
+    core.failed.push((id, Error::Handshake(err)));
+}
+
 /// Queues a complete HTTP answer and ends the connection after it.
 fn respond(core: &mut Core, id: ConnId, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let mut out = Vec::new();
@@ -229,17 +275,19 @@ fn on_frames<H: Handler>(core: &mut Core, app: &mut App<H>, id: ConnId, input: &
 }
 
 /// Counts the reply the protocol queued by itself for `event`: a pong to a ping, the echo of
-/// a close, the close that fails the connection. `grown` is the frame's size; a server's
-/// control frame has a 2-byte header.
+/// a close, the close that fails the connection. `grown` is the frame's size, header
+/// included.
 fn count_reply(core: &mut Core, id: ConnId, event: Option<&SessionEvent<'_>>, grown: usize) {
+    let header_len = core.get(id).map_or(2, |conn| conn.ws.control_header_len());
+    let grown = grown - header_len;
     let (opcode, failing) = match event {
         Some(SessionEvent::Frame(Event::Ping(_))) => (OpCode::Pong, false),
         Some(SessionEvent::Frame(Event::Close(..))) => (OpCode::Close, false),
         _ => (OpCode::Close, true),
     };
-    core.sent.record(opcode, grown - 2);
+    core.sent.record(opcode, grown);
     if let Some(log) = &mut core.access {
-        log.sent(id.index(), grown - 2);
+        log.sent(id.index(), grown);
         if failing {
             log.closing(id.index(), Closer::Server);
         }

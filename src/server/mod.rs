@@ -16,6 +16,7 @@ mod command;
 mod conn;
 mod context;
 mod core;
+mod dial;
 pub(crate) mod hub;
 mod input;
 mod listen;
@@ -49,10 +50,12 @@ use self::app::{App, ConnData};
 use self::command::Command;
 use self::conn::{lookup, Conn};
 use self::core::Core;
+use self::dial::Connected;
 use self::hub::{Hub, Inbox, PostError};
 use self::timers::{Due, Millis, NEVER};
 use self::tls::Tls;
 use self::token::{LISTENER, MAX_INDEX, WAKER};
+use crate::client::{ConnectError, ConnectOptions};
 use crate::handler::{Error, Handler};
 use crate::metrics::Metrics;
 use crate::proto::connection::Expired;
@@ -119,15 +122,27 @@ impl<H: Handler> Server<H> {
     /// Binds the listening socket of `config.listen`.
     pub fn bind(config: Config, handler: H) -> io::Result<Server<H>> {
         config.validate().map_err(invalid_config)?;
-        let poll = Poll::new()?;
         let listener = listen::bind(config.listen, config.backlog, false)?;
+        Server::single(config, handler, Some(listener))
+    }
+
+    /// A loop with no listening socket, for outgoing connections only ([`Server::connect`],
+    /// [`Context::connect`]): a client program. `config.listen` is not used.
+    pub fn without_listener(config: Config, handler: H) -> io::Result<Server<H>> {
+        config.validate().map_err(invalid_config)?;
+        Server::single(config, handler, None)
+    }
+
+    /// The one loop of a server that is not a [`Cluster`].
+    fn single(config: Config, handler: H, listener: Option<TcpListener>) -> io::Result<Server<H>> {
+        let poll = Poll::new()?;
         let (hub, inboxes) = Hub::new(
             std::slice::from_ref(&poll),
             config.mailbox_capacity,
             config.max_connections,
         )?;
         let inbox = inboxes.into_iter().next().expect("one inbox per loop");
-        Server::new_loop(config, handler, hub, 0, inbox, poll, Some(listener))
+        Server::new_loop(config, handler, hub, 0, inbox, poll, listener)
     }
 
     /// Builds loop `loop_index` of the hub's loops, with `poll` (whose waker the hub holds)
@@ -197,14 +212,27 @@ impl<H: Handler> Server<H> {
         Metrics::new(self.core.hub.clone())
     }
 
+    /// Opens an outgoing connection before the loop runs (from inside it, use
+    /// [`Context::connect`]): its events come to this server's handler once `run` starts.
+    pub fn connect(&mut self, url: &str, options: &ConnectOptions) -> Result<ConnId, ConnectError> {
+        self.core.connect(url, options)
+    }
+
     /// The handler, e.g. to read what it gathered after `run` returned.
     pub fn handler(&self) -> &H {
         &self.app.handler
     }
 
+    /// The handler, to hand it what exists only once the server does (its
+    /// [`shutdown_handle`](Server::shutdown_handle), say).
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.app.handler
+    }
+
     /// Runs the loop until a shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let _on_loop = LoopThread::enter();
         let mut ctx = Context::new(&mut self.core, &mut self.app.data);
         self.app.handler.on_start(&mut ctx);
         // What on_start published to other loops must not wait for this loop's first event.
@@ -233,6 +261,10 @@ impl<H: Handler> Server<H> {
                         let Some(id) = ConnId::from_token(token) else {
                             continue;
                         };
+                        if self.core.get(id).is_some_and(|conn| conn.dial.is_some()) {
+                            self.on_connect_event(id);
+                            continue;
+                        }
                         if event.is_writable() {
                             self.flush(id);
                         }
@@ -338,6 +370,7 @@ impl<H: Handler> Server<H> {
                 }
                 // Shutting down: the connection is refused like any arriving now.
                 Command::Adopt { .. } => self.core.hub.release(self.core.loop_index),
+                Command::Resolved { id, addrs } => self.core.resolved(id, addrs),
             }
         }
         self.commands_pending = true;
@@ -477,10 +510,17 @@ impl<H: Handler> Server<H> {
                 conn.unread = true;
                 return;
             }
+            let Some(socket) = conn.socket.as_mut() else {
+                return;
+            };
             let mut tls_out = false;
             let result = match &mut conn.tls {
-                None => conn.socket.read(&mut self.read_buf),
+                None => socket.read(&mut self.read_buf),
                 Some(tls) => {
+                    // A server without TLS of its own sized its buffer for plain reads.
+                    if self.read_buf.len() < tls::MIN_READ_BUFFER {
+                        self.read_buf.resize(tls::MIN_READ_BUFFER, 0);
+                    }
                     if tls.is_handshaking() {
                         if self.tls_handshakes_left == 0 {
                             conn.unread = true;
@@ -489,7 +529,7 @@ impl<H: Handler> Server<H> {
                         }
                         self.tls_handshakes_left -= 1;
                     }
-                    let result = tls.read(&mut conn.socket, &mut self.read_buf);
+                    let result = tls.read(socket, &mut self.read_buf);
                     // Handshake messages (or an alert) to send, with no plaintext queued.
                     tls_out = tls.wants_write();
                     result
@@ -560,7 +600,10 @@ impl<H: Handler> Server<H> {
             return;
         };
         conn.peer_eof = true;
-        if conn.ws.is_handshaking() {
+        if conn.ws.is_client() && conn.ws.is_handshaking() {
+            let err = conn.ws.handle_eof();
+            input::refused(&mut self.core, &mut self.app, id, err);
+        } else if conn.ws.is_handshaking() {
             self.drop_conn(id, None);
         } else if !conn.ws.is_finishing() {
             // No close frame came: report 1006, send what is still queued, then drop.
@@ -568,6 +611,14 @@ impl<H: Handler> Server<H> {
             self.core.finish(id);
         } else if conn.write_shut {
             self.drop_conn(id, None);
+        }
+    }
+
+    /// A readiness event on an outgoing connection's socket that is still connecting.
+    fn on_connect_event(&mut self, id: ConnId) {
+        match self.core.on_connect_event(id) {
+            Connected::Yes | Connected::Pending => {}
+            Connected::Failed(err) => self.drop_conn(id, Some(err)),
         }
     }
 
@@ -664,7 +715,15 @@ impl<H: Handler> Server<H> {
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
+        if conn.dial.is_some() {
+            let err = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+            return self.drop_conn(id, Some(Error::Connect(err)));
+        }
         match conn.ws.expire() {
+            // The application is owed an error for its own connection.
+            Expired::Handshake if conn.ws.is_client() => {
+                self.drop_conn(id, Some(Error::Timeout));
+            }
             Expired::Handshake => {
                 self.core.stats.errors[stats::HANDSHAKE_TIMEOUT].inc();
                 self.drop_conn(id, None);
@@ -723,7 +782,7 @@ impl<H: Handler> Server<H> {
         if let Some(err) = &err {
             log::debug!("{id}: dropped: {err}");
             self.core.stats.errors[stats::error_slot(err)].inc();
-            if conn.opened && !conn.close_reported {
+            if conn.owes_close() {
                 let mut ctx = Context::new(&mut self.core, &mut self.app.data);
                 self.app.handler.on_error(&mut ctx, id, err);
             }
@@ -734,7 +793,9 @@ impl<H: Handler> Server<H> {
         }
         let mut conn = self.core.conns.remove(id.index());
         self.app.data.clear(id.index());
-        let _ = self.core.registry.deregister(&mut conn.socket);
+        if let Some(socket) = &mut conn.socket {
+            let _ = self.core.registry.deregister(socket);
+        }
         conn.out.release(&mut self.core.pool);
         self.core.hub.release(self.core.loop_index);
     }
@@ -745,6 +806,33 @@ const _: () = {
     fn send<T: Send>() {}
     let _ = send::<Server<crate::Echo>>;
 };
+
+std::thread_local! {
+    /// Set on a thread while it runs a loop, so that a call that would wait for a loop
+    /// ([`Remote::connect`]) refuses instead of waiting for itself.
+    static ON_LOOP_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as running a loop until dropped.
+struct LoopThread;
+
+impl LoopThread {
+    fn enter() -> LoopThread {
+        ON_LOOP_THREAD.with(|on| on.set(true));
+        LoopThread
+    }
+}
+
+impl Drop for LoopThread {
+    fn drop(&mut self) {
+        ON_LOOP_THREAD.with(|on| on.set(false));
+    }
+}
+
+/// Whether this thread runs a loop.
+fn on_loop_thread() -> bool {
+    ON_LOOP_THREAD.with(std::cell::Cell::get)
+}
 
 /// A config that [`Config::validate`] refused, as the error `bind` returns.
 fn invalid_config(reason: String) -> io::Error {

@@ -7,6 +7,7 @@ use super::command::Command;
 use super::hub::{Hub, PostError};
 use super::outbound::shared_frame;
 use super::token::ConnId;
+use crate::client::{ConnectError, ConnectOptions};
 use crate::handler::OwnedMessage;
 use crate::proto::{CloseCode, OpCode};
 
@@ -166,6 +167,30 @@ impl Remote {
             return Err(RemoteError::Stopped);
         }
         self.submit(loop_index, Command::Run(Box::new(job)))
+    }
+
+    /// Opens an outgoing connection on the loop that holds the fewest connections, as
+    /// [`Context::connect`](super::Context::connect) does there, and returns its id once
+    /// that loop has taken it (within one loop turn): events about it go to that loop's
+    /// handler. Blocks the calling thread meanwhile, so it is refused on a loop's own thread
+    /// ([`ConnectError::OnLoopThread`]): use the context there.
+    pub fn connect(&self, url: &str, options: &ConnectOptions) -> Result<ConnId, ConnectError> {
+        if super::on_loop_thread() {
+            return Err(ConnectError::OnLoopThread);
+        }
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let url = url.to_owned();
+        let options = options.clone();
+        let job = move |ctx: &mut super::Context<'_>| {
+            let _ = reply.send(ctx.connect(&url, &options));
+        };
+        match self.run(self.hub.least_loaded(), job) {
+            Ok(()) => {}
+            Err(RemoteError::Full) => return Err(ConnectError::Busy),
+            Err(_) => return Err(ConnectError::Stopped),
+        }
+        // A loop that stops first drops the job, and with it the sender.
+        answer.recv().unwrap_or(Err(ConnectError::Stopped))
     }
 
     /// The figures of every loop, for `/metrics` or a dashboard.

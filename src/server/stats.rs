@@ -136,10 +136,16 @@ pub(crate) fn close_label(slot: usize) -> String {
 }
 
 /// Why connections were dropped, in the order of [`ERROR_NAMES`].
-pub(crate) const ERROR_KINDS: usize = 4;
+pub(crate) const ERROR_KINDS: usize = 6;
 /// Label values of the error counts.
-pub(crate) const ERROR_NAMES: [&str; ERROR_KINDS] =
-    ["protocol", "io", "timeout", "handshake_timeout"];
+pub(crate) const ERROR_NAMES: [&str; ERROR_KINDS] = [
+    "protocol",
+    "io",
+    "timeout",
+    "handshake_timeout",
+    "connect",
+    "handshake",
+];
 /// The slot of an opening handshake that did not finish in time.
 pub(crate) const HANDSHAKE_TIMEOUT: usize = 3;
 
@@ -148,6 +154,8 @@ pub(crate) fn error_slot(err: &Error) -> usize {
         Error::Protocol(_) => 0,
         Error::Io(_) => 1,
         Error::Timeout => 2,
+        Error::Resolve(_) | Error::Connect(_) => 4,
+        Error::Handshake(_) => 5,
     }
 }
 
