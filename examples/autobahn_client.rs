@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use wsloop::client::ConnectOptions;
 use std::time::Duration;
+use wsloop::client::ConnectOptions;
 
 use wsloop::{
     CloseCode, Config, ConnId, Context, Error, Handler, Message, Server, ShutdownHandle, Timer,
