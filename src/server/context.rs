@@ -253,7 +253,8 @@ impl<'a, D> Context<'a, D> {
 
     /// Subscribes an open connection of this loop to `topic`. Returns false if it is not
     /// open, was subscribed already, or is an outgoing connection (published frames are
-    /// encoded once, as a server's, and a client must mask its own). Connections leave their topics when they close.
+    /// encoded once, as a server's, and a client must mask its own). Connections leave
+    /// their topics when they close.
     pub fn subscribe(&mut self, id: ConnId, topic: &str) -> bool {
         self.core.subscribe(id, topic)
     }

@@ -641,8 +641,8 @@ impl Core {
         let (conn, pool) = self.conn_and_pool(id).ok_or(SendError::NotOpen)?;
         if conn.ws.is_client() && conn.ws.is_handshaking() {
             // The browser's close() while CONNECTING: "Fail the WebSocket connection", which
-            // reports an error and then a close with 1006.
-            // Nothing more is read: a 101 arriving later in this turn opens nothing.
+            // reports an error and then a close with 1006. Nothing more is read, so a 101
+            // arriving later in this turn opens nothing.
             conn.ws.finish();
             conn.out.release(pool);
             let aborted = io::Error::new(

@@ -1,5 +1,8 @@
-//! What the loop does with bytes it has read: the opening handshake, then frames handed to
+//! What the loop does with bytes it has read: the opening handshake (the server reading a
+//! request, or an outgoing connection reading the answer), then frames handed to
 //! the handler as borrowed messages.
+
+use std::time::Instant;
 
 use super::access::Closer;
 use super::app::App;
@@ -8,8 +11,6 @@ use super::context::Context;
 use super::core::Core;
 use super::stats;
 use super::token::ConnId;
-use std::time::Instant;
-
 use crate::client::OpenError;
 use crate::handler::{Error, Handler, Message, Upgrade};
 use crate::proto::handshake::{write_http_response, write_response};
