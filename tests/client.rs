@@ -1645,25 +1645,9 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// Whether `python3` with `websockets` 15's asyncio server is here; fails instead of
-/// skipping when `WSLOOP_REQUIRE_INTEROP` is set.
+/// Whether `python3` with `websockets` 15's asyncio server is here.
 fn python_websockets_server_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import websockets.asyncio.server"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("WSLOOP_REQUIRE_INTEROP").is_none(),
-            "WSLOOP_REQUIRE_INTEROP is set but python3 with `websockets` is missing \
-             (python3 -m pip install websockets==15.0.1)"
-        );
-        eprintln!(
-            "!!! SKIPPED: python3 with `websockets` not found; the client role was not \
-             checked against it"
-        );
-    }
-    found
+    common::python_websockets_has("websockets.asyncio.server")
 }
 
 /// Starts the Python server; killed by its PID when the guard drops.

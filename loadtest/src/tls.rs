@@ -20,11 +20,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use wsloop::tls::ALPN_HTTP_1_1;
 
 use crate::target::Target;
-
-/// The application protocol offered in ALPN: the WebSocket opening handshake is HTTP/1.1.
-const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 
 /// Which server certificates a wss:// run accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -506,7 +506,7 @@ pub fn write_http_response(
 }
 
 fn write_header(out: &mut Vec<u8>, name: &str, value: &str) {
-    if !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+    if !header::is_sendable_field(name, value) {
         log::warn!("left out response header {name:?}: not a valid HTTP header");
         return;
     }

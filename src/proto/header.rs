@@ -65,6 +65,14 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Whether `name: value` can be written as a header field as it is: the name a token, and
+/// nothing in the value that would end the field or the head early (RFC 9110 section 5.5:
+/// "Field values containing CR, LF, or NUL characters are invalid and dangerous"), so an
+/// application's header cannot split a request or a response.
+pub fn is_sendable_field(name: &str, value: &str) -> bool {
+    is_token(name) && !value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
 /// The elements of a comma-separated list, RFC 9110 section 5.6.1: "A construct "#" is
 /// defined, similar to "*", for defining comma-delimited lists of elements. ... each
 /// separated by a single comma (",") and optional whitespace (OWS, defined in Section
@@ -324,6 +332,15 @@ impl Iterator for Split<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_that_would_split_the_head_is_not_sendable() {
+        assert!(is_sendable_field("Authorization", "Bearer a b\tc"));
+        assert!(!is_sendable_field("X-A", "v\r\nX-Injected: 1"));
+        assert!(!is_sendable_field("X-A", "v\0"));
+        assert!(!is_sendable_field("X A", "v"));
+        assert!(!is_sendable_field("", "v"));
+    }
 
     fn elements(value: &str) -> Vec<&str> {
         list(value).collect()

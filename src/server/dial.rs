@@ -22,7 +22,7 @@ use super::token::{ConnId, MAX_INDEX};
 use crate::client::{ConnectError, ConnectOptions};
 use crate::handler::Error;
 use crate::proto::connection::{Offer, Settings};
-use crate::proto::header::is_token;
+use crate::proto::header::{is_sendable_field, is_token};
 use crate::proto::url::{UrlError, WsUrl};
 use crate::proto::{random_key, Connection};
 
@@ -259,7 +259,7 @@ fn check_request(options: &ConnectOptions) -> Result<(), ConnectError> {
         let reserved = HANDSHAKE_HEADERS
             .iter()
             .any(|h| h.eq_ignore_ascii_case(name));
-        if reserved || !is_token(name) || value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if reserved || !is_sendable_field(name, value) {
             return Err(ConnectError::Header(name.clone()));
         }
     }

@@ -113,12 +113,18 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Whether `python3` with the `websockets` package (the independent permessage-deflate
-/// client) is here. `.ci/run` installs it and sets `WSLOOP_REQUIRE_INTEROP=1`, which turns a
-/// missing client into a failure; without that variable the caller skips, loudly.
+/// Whether `python3` with the `websockets` package's client (the independent peer of the
+/// interop tests) is here; see [`python_websockets_has`].
 pub fn python_websockets_available() -> bool {
+    python_websockets_has("websockets.sync.client")
+}
+
+/// Whether `python3` can import `module` of the `websockets` package. `.ci/run` installs it
+/// and sets `WSLOOP_REQUIRE_INTEROP=1`, which turns a missing package into a failure;
+/// without that variable the caller skips, loudly.
+pub fn python_websockets_has(module: &str) -> bool {
     let found = std::process::Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
+        .args(["-c", &format!("import {module}")])
         .status()
         .is_ok_and(|s| s.success());
     if !found {
@@ -127,7 +133,7 @@ pub fn python_websockets_available() -> bool {
             "WSLOOP_REQUIRE_INTEROP is set but python3 with `websockets` is missing \
              (python3 -m pip install websockets==15.0.1)"
         );
-        eprintln!("!!! SKIPPED: python3 with `websockets` not found; deflate interop not checked");
+        eprintln!("!!! SKIPPED: python3 cannot import {module}; the interop check did not run");
     }
     found
 }

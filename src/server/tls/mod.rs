@@ -697,14 +697,19 @@ mod tests {
         let wire = std::mem::take(&mut socket.outbound);
         assert!(!wire.windows(9).any(|w| w == b"plaintext"), "encrypted");
 
+        let received = decrypt(&mut client, &wire);
+        assert_eq!(received, message);
+    }
+
+    /// What rustls's client makes of `wire`, all of it.
+    fn decrypt(client: &mut ClientConnection, mut wire: &[u8]) -> Vec<u8> {
         let mut received = Vec::new();
-        let mut wire = &wire[..];
         while !wire.is_empty() {
             client.read_tls(&mut wire).unwrap();
             client.process_new_packets().unwrap();
             let _ = client.reader().read_to_end(&mut received);
         }
-        assert_eq!(received, message);
+        received
     }
 
     #[test]
@@ -733,13 +738,7 @@ mod tests {
             sent += tls.writer(&mut socket).write_vectored(&rest).unwrap();
         }
         let wire = std::mem::take(&mut socket.outbound);
-        let mut received = Vec::new();
-        let mut wire = &wire[..];
-        while !wire.is_empty() {
-            client.read_tls(&mut wire).unwrap();
-            client.process_new_packets().unwrap();
-            let _ = client.reader().read_to_end(&mut received);
-        }
+        let received = decrypt(&mut client, &wire);
         assert_eq!(received, expected);
     }
 
